@@ -1,0 +1,1 @@
+"""Model readers: trained Keras files -> nmjax `Network` (no TensorFlow or Keras needed)."""

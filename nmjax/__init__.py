@@ -1,0 +1,29 @@
+"""nmjax: decode the DNA motifs and motif grammars that the neurons of a genomics CNN encode."""
+from __future__ import annotations
+
+import os
+
+from .errors import ModelError, NmjaxError
+from .network import ConvSpec, HeadOp, Network, NetworkConfig, receptive_field, shift_multiplicity
+
+__version__ = "0.1.0"
+
+
+def load(path: str | os.PathLike | None = None, architecture: str | os.PathLike | None = None
+         ) -> Network:
+    """Load a model as a JAX `Network`.
+
+    `path` may be an nmjax checkpoint (.npz), a Keras 2 or Keras 3 full-model HDF5 file, a
+    Keras 3 `.keras` archive, or a weights-only HDF5 file together with `architecture`, the
+    JSON of `model.to_json()`. No path means the bundled example model.
+    """
+    from converters import read_model
+
+    if path is None:
+        from .example import example_model_path
+        path = example_model_path()
+    return read_model(path, architecture)
+
+
+__all__ = ["load", "Network", "NetworkConfig", "ConvSpec", "HeadOp", "receptive_field",
+           "shift_multiplicity", "NmjaxError", "ModelError", "__version__"]
