@@ -1,0 +1,483 @@
+"""Throughput of the decoder's hot loop on the paper's architectures: `python -m nmjax.bench`.
+
+Per (model, layer), each case in a fresh subprocess (so its peak memory is its own):
+- the scoring program (forward + input gradient of a population, `nmjax.scoring`), vmapped over
+  a batch of neurons: compile seconds, run seconds, sequences/s, model FLOP/s against the
+  machine's measured fp32 matmul peak;
+- one GA generation (`nmjax.sampling.ga_generation`, the decoder's step) for the same batch:
+  generations/s, seconds per generation per neuron;
+- peak resident memory (ru_maxrss) and the compiled programs' temporary buffers.
+Optionally (`--decode`) whole decoded neurons of the full-size Basset (sampling + decoupling,
+K-means seconds), compared with the authors' figures on this machine kind, and a projection of
+the time to decode every neuron of Basset, BD-10 and DD-10 from the measured throughput.
+
+Model FLOPs per scored sequence = 3 x forward FLOPs (forward 2 x MACs of conv blocks
+1..l-1 plus the neuron's dot; the training convention counts the backward pass as 2 x forward);
+the input gradient alone needs ~1 x forward, so the FLOPs actually executed are ~2/3 of that
+figure ("executed" columns).
+
+Architectures get random weights with realistic BatchNorm statistics folded in: each conv's
+pre-activation is standardised on random one-hot sequences, then scaled by gamma ~ U(0.5, 1.5)
+and shifted by beta ~ N(-0.3, 0.3), as a trained BatchNorm would.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .fileio import write_text
+from .network import Network, NetworkConfig
+
+# The authors' implementation on this machine kind, full-size Basset (../shared/anchors.md):
+# seconds per neuron, sampling + K-means, (low, high).
+AUTHORS_SECONDS_PER_NEURON = {1: (28 + 5, 38 + 5), 2: (205 + 11, 211 + 43), 3: (720, None)}
+TARGET_SPEEDUP = {1: 100, 2: 100, 3: 10}
+INPUT_LENGTH = {"basset": 600, "deepsea": 1000, "bd10": 600, "dd10": 600}
+PROJECTED = ("basset", "bd10", "dd10")
+
+
+# -- machine -----------------------------------------------------------------------------
+def _best_seconds(fn, repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
+    """GFLOP/s of an n x n matmul: jnp.dot under jit (fp32; bf16 in, fp32 out) and numpy fp32."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((n, n), np.float32) for _ in range(2))
+    flops = 2 * n ** 3
+    dot = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
+    out = {}
+    for name, (x, y) in {"jax_fp32": (jnp.asarray(a), jnp.asarray(b)),
+                         "jax_bf16": (jnp.asarray(a, jnp.bfloat16),
+                                      jnp.asarray(b, jnp.bfloat16))}.items():
+        out[name] = flops / _best_seconds(lambda: dot(x, y).block_until_ready(), repeats) / 1e9
+    out["numpy_fp32"] = flops / _best_seconds(lambda: a @ b, repeats) / 1e9
+    out["fp32_peak"] = max(out["jax_fp32"], out["numpy_fp32"])
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -- models ------------------------------------------------------------------------------
+def random_network(config: NetworkConfig, seed: int = 0, batch: int = 16) -> Network:
+    """Random conv weights with BatchNorm statistics folded in (see the module docstring)."""
+    from .scoring import population_block_input
+
+    config = dataclasses.replace(config, head=())
+    rng = np.random.default_rng(seed)
+    x = jax.nn.one_hot(rng.integers(0, 4, (batch, config.input_length)), 4, dtype=jnp.float32)
+    params: dict = {}
+    for l, spec in enumerate(config.convs, start=1):
+        fan_in = spec.kernel_width * spec.in_channels
+        kernel = rng.normal(0, np.sqrt(2 / fan_in),
+                            (spec.kernel_width, spec.in_channels, spec.channels))
+        params[f"conv{l}"] = {"kernel": kernel.astype(np.float32),
+                              "bias": np.zeros(spec.channels, np.float32)}
+        h = population_block_input(config, params, x, l)
+        z = np.asarray(jax.lax.conv_general_dilated(
+            h, jnp.asarray(kernel, jnp.float32), (1,), "VALID",
+            dimension_numbers=("NWC", "WIO", "NWC")))
+        mean, std = z.mean((0, 1)), z.std((0, 1)) + 1e-3
+        gamma = rng.uniform(0.5, 1.5, spec.channels)
+        beta = rng.normal(-0.3, 0.3, spec.channels)
+        params[f"conv{l}"] = {"kernel": (kernel * gamma / std).astype(np.float32),
+                              "bias": (beta - mean * gamma / std).astype(np.float32)}
+    return Network(config, params)
+
+
+def model(name: str, width: float) -> Network:
+    """A bench model: a named architecture with random weights, or 'example' (bundled)."""
+    if name == "example":
+        import nmjax
+        return nmjax.load(None)
+    from .architectures import build_config
+    return random_network(build_config(name, 1, INPUT_LENGTH[name], width))
+
+
+def forward_flops(net: Network, layer: int) -> int:
+    """FLOPs of one neuron's value on one window: conv blocks 1..layer-1 in full + one dot."""
+    length, flops = net.receptive_field(layer), 0
+    for i, spec in enumerate(net.config.convs[:layer], start=1):
+        out_len = length - spec.kernel_width + 1
+        channels = spec.channels if i < layer else 1
+        flops += 2 * out_len * spec.kernel_width * spec.in_channels * channels
+        length = out_len // spec.pool
+    return flops
+
+
+# -- one case ----------------------------------------------------------------------------
+def _compiled(fn, *args):
+    """(compiled program, compile seconds, temporary buffer MB)."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    seconds = time.perf_counter() - t0
+    try:
+        temp_mb = compiled.memory_analysis().temp_size_in_bytes / 2 ** 20
+    except (AttributeError, TypeError):  # not reported by every backend
+        temp_mb = float("nan")
+    return compiled, seconds, round(temp_mb, 1)
+
+
+def _run_seconds(compiled, args, repeats: int) -> float:
+    return _best_seconds(lambda: jax.block_until_ready(compiled(*args)), repeats)
+
+
+def bench_layer(name: str, width: float, layer: int, population: int | None, neuron_batch: int,
+                precision: str, population_chunk: int | str | None, repeats: int) -> dict:
+    """Scoring and GA-generation throughput of one layer (see the module docstring).
+
+    The fp32 matmul peak is measured again inside the case, so the fraction of peak compares
+    two figures taken under the same load of a shared machine.
+    """
+    from . import sampling
+    from .scoring import make_score_fn
+
+    load_before = load_average()
+    peak = matmul_peak(repeats=3)["fp32_peak"]
+    net = model(name, width)
+    n_len = net.receptive_field(layer)
+    pop = population or sampling.population_size(n_len)
+    batch = min(neuron_batch, net.channels(layer))
+    neurons = jnp.arange(batch, dtype=jnp.int32)
+    key = jax.random.key(0)
+    bases = jax.random.randint(key, (batch, pop, n_len), 0, 4).astype(jnp.int8)
+    x = jax.nn.one_hot(bases, 4, dtype=jnp.float32)
+
+    score_fn = make_score_fn(net, layer, precision=precision, population_chunk=population_chunk)
+    score = jax.vmap(score_fn, in_axes=(None, 0, 0))
+    score_prog, score_compile, score_temp = _compiled(score, net.params, x, neurons)
+    score_s = _run_seconds(score_prog, (net.params, x, neurons), repeats)
+
+    settings = sampling.GASettings(population=pop, length=n_len,
+                                   shifts=net.shift_multiplicity(layer), elite_fraction=0.1,
+                                   max_generations=200, patience=10, mutation="reference")
+    step = jax.vmap(functools.partial(sampling.ga_generation, score_fn, settings),
+                    in_axes=(None, 0, 0))
+    state = sampling.Population(bases=bases, key=jax.random.split(key, batch),
+                                best_mean=jnp.full(batch, -jnp.inf), stall=jnp.zeros(batch, int),
+                                generation=jnp.zeros(batch, int), done=jnp.zeros(batch, bool))
+    step_prog, step_compile, step_temp = _compiled(step, net.params, state, neurons)
+    step_s = _run_seconds(step_prog, (net.params, state, neurons), repeats)
+
+    fwd = forward_flops(net, layer)
+    model_flops = 3 * fwd
+    return {
+        "model": name, "width": width, "layer": layer, "receptive_field": n_len,
+        "channels": net.channels(layer), "population": pop, "neuron_batch": batch,
+        "precision": precision, "population_chunk": population_chunk,
+        "forward_mflop_per_seq": round(fwd / 1e6, 4),
+        "model_mflop_per_seq": round(model_flops / 1e6, 4),
+        "score_compile_s": round(score_compile, 2), "score_run_s": round(score_s, 4),
+        "score_seq_per_s": round(batch * pop / score_s, 1),
+        "score_model_gflops": round(batch * pop * model_flops / score_s / 1e9, 1),
+        "score_executed_gflops": round(batch * pop * 2 * fwd / score_s / 1e9, 1),
+        "case_fp32_peak_gflops": peak,
+        "score_fraction_of_peak": round(batch * pop * model_flops / score_s / 1e9 / peak, 3),
+        "ga_compile_s": round(step_compile, 2), "ga_generation_s": round(step_s, 4),
+        "ga_generations_per_s": round(1 / step_s, 3),
+        "ga_s_per_generation_per_neuron": round(step_s / batch, 5),
+        "score_temp_mb": score_temp, "ga_temp_mb": step_temp, "peak_rss_mb": peak_rss_mb(),
+        "load_before": load_before, "load_after": load_average(),
+    }
+
+
+def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None) -> dict:
+    """Decode batches of neurons of the full-size Basset as the decoder does (one GA program
+    call per generation for a batch), timing sampling and decoupling apart.
+
+    The first batch also pays compilation; steady per-neuron figures use the later batches when
+    there are several. `max_samples` lowers the sample-set cap (the paper's is 100,000; the
+    per-bin cap scales with it) to bound the decoupling's feature maps in memory.
+    """
+    from . import sampling
+    from .decode import DecodeConfig, neuron_key, summarise
+
+    load_before = load_average()
+    net = model("basset", 1.0)
+    config = DecodeConfig()
+    if max_samples is not None:
+        config = dataclasses.replace(config, max_samples=max_samples,
+                                     per_bin=max(1, max_samples // config.sample_bins))
+    rows = []
+    for neurons in batches:
+        keys = [neuron_key(0, layer, n) for n in neurons]
+        t0 = time.perf_counter()
+        sets, generations = sampling.run_ga(net, layer, neurons, keys, config)
+        t1 = time.perf_counter()
+        results = [summarise(net, layer, n, bases, f, k, 1, g, config)
+                   for n, (bases, f), k, g in zip(neurons, sets, keys, generations)]
+        t2 = time.perf_counter()
+        rows.append({"neurons": neurons, "generations": generations,
+                     "samples": [int(len(f)) for _, f in sets],
+                     "subsets": [int(len(r.n)) for r in results],
+                     "sampling_s": round(t1 - t0, 2), "decoupling_s": round(t2 - t1, 2),
+                     "s_per_neuron": round((t2 - t0) / len(neurons), 2)})
+    steady = rows[1:] or rows
+    count = sum(len(r["neurons"]) for r in steady)
+    per_neuron = sum(r["sampling_s"] + r["decoupling_s"] for r in steady) / count
+    authors = AUTHORS_SECONDS_PER_NEURON[layer][0]
+    return {"layer": layer, "max_samples": config.max_samples, "batches": rows,
+            "includes_compile": len(rows) == 1,
+            "seconds_per_neuron": round(per_neuron, 2),
+            "kmeans_s_per_neuron": round(sum(r["decoupling_s"] for r in steady) / count, 2),
+            "generations_mean": round(float(np.mean([g for r in rows for g in r["generations"]])),
+                                      1),
+            "authors_s_per_neuron_at_least": authors,
+            "speedup_vs_authors_at_least": round(authors / per_neuron, 1),
+            "target_speedup": TARGET_SPEEDUP[layer], "peak_rss_mb": peak_rss_mb(),
+            "load_before": load_before, "load_after": load_average()}
+
+
+# -- orchestration -----------------------------------------------------------------------
+def _in_subprocess(case: dict, timeout: float) -> dict:
+    """Run one case in a fresh interpreter (own memory peak, own compile cache)."""
+    cmd = [sys.executable, "-m", "nmjax.bench", "--case", json.dumps(case)]
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=root)
+    except subprocess.TimeoutExpired:
+        return {**case, "error": f"timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {**case, "error": done.stderr.strip().splitlines()[-1] if done.stderr else
+                f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _run_case(case: dict) -> dict:
+    kind = case.pop("kind")
+    if kind == "layer":
+        return bench_layer(**case)
+    return decode_neurons(**case)
+
+
+def projection(layers: list[dict], decoded: list[dict], default_generations: int,
+               enumerate_below: int = 11) -> list[dict]:
+    """Hours to decode every neuron of each architecture in `PROJECTED` on this machine.
+
+    Per GA layer: channels x (generations x measured seconds per generation per neuron +
+    K-means seconds per neuron). Generations and K-means seconds come from the decoded Basset
+    neurons of the same layer index (Basset L3's for deeper layers), else `default_generations`
+    and 0. Layers with receptive field < `enumerate_below` are enumerated (4^N windows, no
+    K-means: nothing below them pools): channels x 4^N / measured forward+gradient seq/s, an
+    upper bound on the forward-only enumeration.
+    """
+    by_layer = {d["layer"]: d for d in decoded if "error" not in d}
+    deepest = by_layer[max(by_layer)] if by_layer else None
+    out = []
+    for name in PROJECTED:
+        rows = [r for r in layers if r["model"] == name and r["width"] == 1.0 and "error" not in r]
+        if not rows:
+            continue
+        total, per_layer = 0.0, []
+        for r in sorted(rows, key=lambda r: r["layer"]):
+            if r["receptive_field"] < enumerate_below:
+                seconds = r["channels"] * 4 ** r["receptive_field"] / r["score_seq_per_s"]
+                per_layer.append({"layer": r["layer"], "hours": round(seconds / 3600, 3),
+                                  "enumerated": True})
+            else:
+                ref = by_layer.get(r["layer"], deepest)
+                gens = ref["generations_mean"] if ref else default_generations
+                kmeans = ref["kmeans_s_per_neuron"] if ref else 0.0
+                seconds = r["channels"] * (gens * r["ga_s_per_generation_per_neuron"] + kmeans)
+                per_layer.append({"layer": r["layer"], "hours": round(seconds / 3600, 3),
+                                  "generations": gens, "kmeans_s": kmeans})
+            total += seconds
+        complete = len(rows) == len(model(name, 1.0).config.convs)
+        out.append({"model": name, "hours": round(total / 3600, 2), "all_layers": complete,
+                    "layers": per_layer})
+    return out
+
+
+def markdown(result: dict) -> str:
+    peak = result["peak"]
+    lines = [f"# nmjax bench ({result['mode']})", "",
+             f"{result['started']} UTC, {result['machine']}, jax {result['jax']}; "
+             f"load average {result['load_start']} at start, {result['load_end']} at end "
+             "(the cores are shared: treat times as upper bounds).", "",
+             f"Matmul 2048x2048: jax fp32 {peak['jax_fp32']} GFLOP/s, numpy fp32 "
+             f"{peak['numpy_fp32']}, jax bf16 (fp32 accumulate) {peak['jax_bf16']} at the "
+             "start. The % of peak column names the fp32 peak each row is against: measured "
+             "again inside that case (same load) where the row has one, else this figure.", "",
+             "## Hot loop per layer (forward + input gradient; one GA generation)", "",
+             "| model | width | layer | N bp | P | neurons | MFLOP/seq (model) | seq/s | "
+             "GFLOP/s model (executed) | % of fp32 peak (GFLOP/s) | s/generation/neuron | "
+             "generations/s | compile s (score, GA) | temp MB | peak RSS MB | load |",
+             "|" + "---|" * 16]
+    for r in result["layers"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['width']} | {r['layer']} | error: {r['error']} |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['width']} | {r['layer']} | {r['receptive_field']} | "
+            f"{r['population']} | {r['neuron_batch']} | {r['model_mflop_per_seq']} | "
+            f"{r['score_seq_per_s']:.0f} | {r['score_model_gflops']} "
+            f"({r['score_executed_gflops']}) | {100 * r['score_fraction_of_peak']:.0f} of "
+            f"{r.get('case_fp32_peak_gflops', peak['fp32_peak'])} | "
+            f"{r['ga_s_per_generation_per_neuron']} | {r['ga_generations_per_s']} | "
+            f"{r['score_compile_s']}, {r['ga_compile_s']} | {r['ga_temp_mb']} | "
+            f"{r['peak_rss_mb']} | {r['load_before']}-{r['load_after']} |")
+    if result["decoded"]:
+        lines += ["", "## Decoded neurons, full-size Basset (sampling + decoupling)", "",
+                  "| layer | neurons | generations | sample cap | s/neuron | K-means s | "
+                  "authors s/neuron | speed-up | target | load |", "|" + "---|" * 10]
+        for d in result["decoded"]:
+            if "error" in d:
+                lines.append(f"| {d['layer']} | error: {d['error']} |")
+                continue
+            lines.append(
+                f"| {d['layer']} | {sum(len(b['neurons']) for b in d['batches'])}"
+                f"{' (incl. compile)' if d['includes_compile'] else ''} | "
+                f"{d['generations_mean']} | {d['max_samples']} | "
+                f"{d['seconds_per_neuron']} | {d['kmeans_s_per_neuron']} | "
+                f">= {d['authors_s_per_neuron_at_least']} | >= {d['speedup_vs_authors_at_least']}x"
+                f" | {d['target_speedup']}x | {d['load_before']}-{d['load_after']} |")
+    if result["projection"]:
+        lines += ["", "## Projected time to decode every neuron on this machine", "",
+                  "| model | hours | all layers measured | per layer (hours) |",
+                  "|---|---|---|---|"]
+        for p in result["projection"]:
+            per = ", ".join(f"L{x['layer']} {x['hours']}" + (" (enum.)" if x.get("enumerated")
+                                                              else "") for x in p["layers"])
+            lines.append(f"| {p['model']} | {p['hours']} | {p['all_layers']} | {per} |")
+    return "\n".join(lines) + "\n"
+
+
+def plan(args) -> tuple[list[dict], list[dict]]:
+    """The layer cases and decode cases a run will execute."""
+    from .architectures import ARCHITECTURES
+
+    layer_cases = []
+    for name in args.models:
+        n_layers = 5 if name == "example" else len(ARCHITECTURES[name].channels)
+        layers = [l for l in (args.layers or range(1, n_layers + 1)) if l <= n_layers]
+        for width in ([1.0] if name == "example" else args.widths):
+            for layer in layers:
+                layer_cases.append({"kind": "layer", "name": name, "width": width,
+                                    "layer": layer, "population": args.population,
+                                    "neuron_batch": args.neuron_batch,
+                                    "precision": args.precision,
+                                    "population_chunk": args.population_chunk,
+                                    "repeats": args.repeats})
+    decode_cases = [{"kind": "decode", "layer": layer, "batches": batches,
+                     "max_samples": args.decode_max_samples}
+                    for layer, batches in args.decode.items()]
+    return layer_cases, decode_cases
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m nmjax.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run for CI (< 1 min): example + Basset at width 0.125, small "
+                        "population, no decoding")
+    p.add_argument("--models", default="basset,deepsea,bd10,dd10,example",
+                   help="comma-separated: basset, deepsea, bd10, dd10, example")
+    p.add_argument("--widths", default="1.0", help="comma-separated width multipliers")
+    p.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
+    p.add_argument("--population", type=int, default=None,
+                   help="GA population (default: the paper's, from the receptive field)")
+    p.add_argument("--neuron-batch", type=int, default=4, help="neurons per compiled call")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--population-chunk", default="auto",
+                   help="windows per scoring chunk, 'auto' or 'none' (nmjax.scoring)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per program (best kept)")
+    p.add_argument("--decode", nargs="?", const="1=0,1,2,3/4,5,6,7;2=0,1,2,3/4,5,6,7;3=0",
+                   default=None,
+                   help="also decode full-size Basset neurons and project whole-model times: "
+                        "'layer=batch/batch;...', a batch is comma-separated neurons run "
+                        "together (default %(const)s); the first batch pays compilation")
+    p.add_argument("--decode-max-samples", type=int, default=20_000,
+                   help="sample-set cap while decoding (the paper's 100,000 makes the "
+                        "decoupling's feature maps tens of GB at Basset layers 2-3)")
+    p.add_argument("--generations", type=int, default=100,
+                   help="generations per neuron assumed by the projection where no decoded "
+                        "neuron measured them")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per case")
+    p.add_argument("--out", default="bench/results", help="output directory")
+    p.add_argument("--from-json", default=None,
+                   help="no measuring: recompute the projection and markdown of an earlier "
+                        "run's JSON (written next to it)")
+    p.add_argument("--case", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.models, args.widths, args.population, args.repeats = "example,basset", "0.125", 200, 1
+        args.layers, args.decode = "3,5", None
+    if args.population_chunk not in ("auto", "none"):
+        args.population_chunk = int(args.population_chunk)
+    elif args.population_chunk == "none":
+        args.population_chunk = None
+    args.models = args.models.split(",")
+    args.widths = [float(w) for w in args.widths.split(",")]
+    args.layers = [int(l) for l in args.layers.split(",")] if args.layers else None
+    args.decode = {int(layer): [[int(n) for n in batch.split(",")] for batch in spec.split("/")]
+                   for layer, spec in (part.split("=") for part in args.decode.split(";"))
+                   } if args.decode else {}
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.case:
+        print(json.dumps(_run_case(json.loads(args.case))))
+        return 0
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        if result["decoded"] or args.decode:
+            result["projection"] = projection(result["layers"], result["decoded"],
+                                              args.generations)
+        write_text(args.from_json, json.dumps(result, indent=1) + "\n")
+        write_text(Path(args.from_json).with_suffix(".md"), markdown(result))
+        print(markdown(result))
+        return 0
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    load_start = load_average()
+    peak = matmul_peak()
+    print(f"matmul peak GFLOP/s: {peak}  (load {load_start})", flush=True)
+    layer_cases, decode_cases = plan(args)
+    result = {"mode": "quick" if args.quick else "full", "started": started,
+              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "jax": jax.__version__, "load_start": load_start, "peak": peak,
+              "layers": [], "decoded": [], "projection": []}
+    stem = Path(args.out) / ("quick" if args.quick else "bench")
+    # The files are rewritten after every case, so an interrupted run keeps what it measured.
+    for case in layer_cases + decode_cases:
+        r = _in_subprocess(case, args.timeout)
+        result["layers" if case["kind"] == "layer" else "decoded"].append(r)
+        print(json.dumps(r), flush=True)
+        result["load_end"] = load_average()
+        if args.decode:
+            result["projection"] = projection(result["layers"], result["decoded"],
+                                              args.generations)
+        write_text(f"{stem}.json", json.dumps(result, indent=1) + "\n")
+        write_text(f"{stem}.md", markdown(result))
+    print(f"wrote {stem}.json and {stem}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
