@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from .errors import ModelError, NmjaxError
+from .decode import DecodeConfig, LayerResult, NeuronResult, decode, decode_layer, decode_neuron
 from .network import ConvSpec, HeadOp, Network, NetworkConfig, receptive_field, shift_multiplicity
 
 __version__ = "0.1.0"
@@ -26,4 +27,5 @@ def load(path: str | os.PathLike | None = None, architecture: str | os.PathLike 
 
 
 __all__ = ["load", "Network", "NetworkConfig", "ConvSpec", "HeadOp", "receptive_field",
-           "shift_multiplicity", "NmjaxError", "ModelError", "__version__"]
+           "shift_multiplicity", "decode", "decode_layer", "decode_neuron", "DecodeConfig",
+           "NeuronResult", "LayerResult", "NmjaxError", "ModelError", "__version__"]

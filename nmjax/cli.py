@@ -29,12 +29,191 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .simulate import load_config
+    from .train import TrainSettings, train_on_simulation
+
+    settings = TrainSettings(args.epochs, args.batch_size, args.lr, args.patience, args.dropout,
+                             args.seed)
+    _, metrics = train_on_simulation(load_config(args.dataset), args.arch, args.width, settings,
+                                     args.out)
+    for task, m in metrics["test"].items():
+        print(f"{task:>24}  test AUPRC {m['auprc']:.3f}  AUROC {m['auroc']:.3f}")
+    keras = f", {metrics['keras_export']}" if metrics.get("keras_export") else ""
+    print(f"trained in {metrics['train_seconds']} s (best epoch {metrics['best_epoch']}); "
+          f"wrote {args.out}/model.npz{keras}, planted.meme, tasks.json, metrics.json")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    import numpy as np
+
+    from .fileio import atomic_path
+    from .simulate import load_config, simulate
+
+    batch = simulate(load_config(args.dataset), args.split)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, onehot=batch.onehot, labels=batch.labels)
+    print(f"wrote {len(batch.labels)} sequences of split {args.split} to {args.out}")
+    return 0
+
+
+def parse_range(text: str, what: str) -> list[int]:
+    """'1-3' / '0,4,7-9' -> sorted ints; a clear error otherwise."""
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise NmjaxError(f"bad {what} {text!r}: use a number, a range like 1-3, or a list "
+                         f"like 0,4,7-9") from None
+    return sorted(out)
+
+
+def cmd_decode(args) -> int:
+    import dataclasses
+
+    import nmjax
+    from .decode import DecodeConfig, decode
+
+    net = nmjax.load(args.model, args.architecture)
+    rounds = args.rounds if args.rounds == "auto" else int(args.rounds) \
+        if args.rounds.isdigit() else None
+    if rounds is None:
+        raise NmjaxError(f"--rounds must be 'auto' or a positive integer, not {args.rounds!r}")
+    overrides = {k: v for k, v in (("population", args.population),
+                                   ("max_generations", args.max_generations),
+                                   ("neuron_batch", args.batch)) if v is not None}
+    config = dataclasses.replace(DecodeConfig(method=args.method, mutation=args.mutation,
+                                              rounds=rounds), **overrides)
+    layers = parse_range(args.layers, "--layers") if args.layers else None
+    neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
+    results = decode(net, layers=layers, neurons=neurons, seed=args.seed, config=config,
+                     out=args.out, model=str(args.model or "bundled example"))
+    for layer, r in results.items():
+        t = r.timings
+        print(f"layer {layer}: {t['neurons']} neurons, receptive field {t['receptive_field']} bp, "
+              f"{t['subsets']} subsets, {t['dead_neurons']} dead, rounds {r.rounds}; "
+              f"wrote {args.out}/layer{layer}/")
+    return 0
+
+
+def cmd_match(args) -> int:
+    from .matching import TomtomParams, match_run
+
+    per_layer = match_run(args.dir, args.motif_db, args.release, TomtomParams(distance=args.distance))
+    for layer, matches in per_layer.items():
+        found = sorted({m.query for m in matches if m.q_value < 0.01})
+        print(f"layer {layer}: {len(found)} motifs match the database at q < 0.01; "
+              f"{len(matches)} pairs (q <= 0.5) in {args.dir}/layer{layer}/matches.tsv")
+    return 0
+
+
+def cmd_grammar(args) -> int:
+    from .grammar import grammar_run
+    from .matching import TomtomParams
+
+    tparams = TomtomParams(distance=args.distance)
+    for layer, result in grammar_run(args.dir, args.motif_db, args.release, tparams=tparams).items():
+        for neuron, g in result["neurons"].items():
+            if g["text"]:
+                print(f"layer {layer} neuron {neuron}: {g['text']}")
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    from .diagnose import diagnose_run, summary_text
+
+    print(summary_text(diagnose_run(args.dir)))
+    print(f"wrote {args.dir}/diagnose.json")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .matching import TomtomParams
+    from .report import build_report, finish_run
+
+    if args.no_match:
+        index = build_report(args.dir)
+    else:
+        index = finish_run(args.dir, args.motif_db, args.release,
+                           TomtomParams(distance=args.distance))["report"]
+    print(f"report: {index}")
+    return 0
+
+
+def _analysis_args(p: argparse.ArgumentParser, db: bool = True) -> None:
+    p.add_argument("dir", help="output folder of `nmjax decode`")
+    if db:
+        from .motifdb import DEFAULT_RELEASE
+
+        p.add_argument("--motif-db", default=None,
+                       help="MEME motif file to match against (default: JASPAR CORE vertebrates)")
+        p.add_argument("--release", default=DEFAULT_RELEASE,
+                       help=f"JASPAR release of the default database (default: {DEFAULT_RELEASE})")
+        p.add_argument("--distance", default="correlation", choices=("correlation", "euclidean"),
+                       help="Tomtom column distance (default: correlation, see nmjax.matching)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nmjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="print the conv layers, receptive fields and shift multiplicities")
     _model_args(p)
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser("train", help="train a conv-stack model on a simulated dataset "
+                                     "(planted motif grammars)")
+    p.add_argument("--dataset", required=True, help="simulation config (JSON or TOML)")
+    p.add_argument("--arch", default="bd10",
+                   help="basset, deepsea, bd5, bd10, dd10 or example5 (default: bd10)")
+    p.add_argument("--width", type=float, default=0.25, help="width multiplier (default: 0.25)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("simulate", help="write one split of a simulated dataset as .npz "
+                                        "(onehot, labels)")
+    p.add_argument("--dataset", required=True, help="simulation config (JSON or TOML)")
+    p.add_argument("--split", default="train", choices=("train", "valid", "test"))
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("decode", help="decode the motifs of conv neurons, layer by layer")
+    _model_args(p)
+    p.add_argument("--layers", default=None, help="conv layers, e.g. 1-3 (default: all)")
+    p.add_argument("--neurons", default=None, help="neurons of each layer, e.g. 0-15 (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", default="auto", help="decoupling rounds: auto (t-test rule) or N")
+    p.add_argument("--method", default="neuronmotif",
+                   choices=("neuronmotif", "kelley", "alipanahi", "saliency"))
+    p.add_argument("--mutation", default="reference", choices=("reference", "paper", "continuous"),
+                   help="GA mutation rule (default: reference)")
+    p.add_argument("--population", type=int, default=None,
+                   help="GA population (default: the paper's clip(N/20*1000, 2000, 5000))")
+    p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: 200)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="neurons per call of a layer's compiled GA program (default: 4)")
+    p.add_argument("--out", default="nmjax-decode", help="output folder (default: nmjax-decode)")
+    p.set_defaults(func=cmd_decode)
+    p = sub.add_parser("match", help="Tomtom of decoded motifs against JASPAR or a MEME file")
+    _analysis_args(p)
+    p.set_defaults(func=cmd_match)
+    p = sub.add_parser("grammar", help="motif dictionary and grammar (syntax) of every neuron")
+    _analysis_args(p)
+    p.set_defaults(func=cmd_grammar)
+    p = sub.add_parser("diagnose", help="alive, sick and dead neurons per layer (text and JSON)")
+    _analysis_args(p, db=False)
+    p.set_defaults(func=cmd_diagnose)
+    p = sub.add_parser("report", help="match, grammar, diagnose and the HTML report DIR/report/")
+    _analysis_args(p)
+    p.add_argument("--no-match", action="store_true",
+                   help="only rebuild the HTML from existing matches.tsv and grammar.json")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -1,0 +1,485 @@
+"""Decode neurons into motifs, layer by layer (method-notes §1-4), with atomic, resumable output.
+
+    decode_neuron(net, layer, neuron, key)   one neuron -> NeuronResult (in memory)
+    decode_layer(net, layer, ...)            neurons of one layer -> LayerResult (+ files)
+    decode(net, layers=..., out=...)         several layers, each seeded by the one below
+
+Each neuron's PRNG key is fold_in(fold_in(key(seed), layer), neuron), and neurons are batched
+in fixed chunks of the layer's neuron list, so a resumed run gives the same output as an
+uninterrupted one.
+
+Output directory (per layer L):
+    layer{L}/samples/neuron{N}.h5   sampled sequences (bases 0..3 = ACGT), f, generations
+    layer{L}/parts/neuron{N}.r{R}.npz  decoupled subsets of one neuron after R rounds
+    layer{L}/ppms.meme, motifs.meme, neurons.tsv   assembled once the layer is complete
+    run.json                        parameters, seed, versions, timings per layer
+
+ppms.meme holds every subset's PPM over the whole receptive field (Laplace-smoothed, M = 80;
+nsites = n), named L{L}_N{neuron}_S{subset}; motifs.meme the IC segments of those smoothed
+PPMs, named L{L}_N{neuron}_S{subset}_{start}-{end} with 0-based start and exclusive end (a
+Python slice of the PPM). neurons.tsv has one row per subset; a dead neuron (no f > 0) is one
+row `neuron 0 0 nan nan` with an empty consensus.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from . import baselines, decoupling, motifs, sampling
+from .errors import NmjaxError
+from .fileio import atomic_path, write_text
+from .meme import Motif, write_meme
+
+METHODS = ("neuronmotif", "kelley", "alipanahi", "saliency")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+    """Every size, rate and rule of the decoder; defaults are the paper's values.
+
+    population: GA population (None = the paper's clip(floor(N/20)*1000, 2000, 5000)).
+    rounds: decoupling rounds, an int or 'auto' (the t-test rule, up to max_rounds).
+    neuron_batch: neurons per call of the layer's compiled GA program.
+    """
+
+    method: str = "neuronmotif"
+    mutation: str = "reference"
+    population: int | None = None
+    elite_fraction: float = 0.1
+    max_generations: int = 200
+    patience: int = 10
+    max_samples: int = 100_000
+    sample_bins: int = 20
+    per_bin: int = 5_000
+    cap_every: int = 5
+    enumerate_below: int = 11
+    seed_from_previous: bool = True
+    neuron_batch: int = 4
+    rounds: int | str = "auto"
+    max_rounds: int = 3
+    ratio_threshold: float = 0.95
+    ratio_p_value: float = 0.1
+    min_split: int = 50
+    kmeans_restarts: int = 4
+    kmeans_tol: float = 1e-4
+    kmeans_max_iter: int = 300
+    ppm_bins: int = 20
+    laplace_pseudocount: float = 80.0
+    ic_threshold: float = 1.0
+    motif_extend: int = 3
+    min_motif_length: int = 8
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise NmjaxError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.mutation not in sampling.MUTATION_RULES:
+            raise NmjaxError(f"unknown mutation rule {self.mutation!r}; choose from "
+                             f"{', '.join(sampling.MUTATION_RULES)}")
+        if not (self.rounds == "auto" or (isinstance(self.rounds, int) and self.rounds >= 1)):
+            raise NmjaxError(f"rounds must be 'auto' or a positive integer, not {self.rounds!r}")
+        if self.population is not None and self.population < 10:
+            raise NmjaxError(f"population {self.population} is too small (at least 10)")
+
+
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["ppms", "n", "act", "conact", "consensus"],
+                   meta_fields=["layer", "neuron", "generations", "rounds"])
+@dataclasses.dataclass(frozen=True)
+class NeuronResult:
+    """The decoded subsets of one neuron (S subsets; S = 0 for a dead neuron).
+
+    ppms: (S, N, 4) activation-weighted PPMs (unsmoothed) over the receptive field;
+    n: (S,) sequences per subset; act: (S,) max f; conact: (S,) f of the consensus;
+    consensus: (S, N) uint8 bases (ACGT = 0..3). generations: GA generations (0 = enumerated).
+    """
+
+    ppms: np.ndarray
+    n: np.ndarray
+    act: np.ndarray
+    conact: np.ndarray
+    consensus: np.ndarray
+    layer: int
+    neuron: int
+    generations: int
+    rounds: int
+
+    @property
+    def dead(self) -> bool:
+        return len(self.n) == 0
+
+    def smoothed(self, pseudocount: float = 80.0) -> np.ndarray:
+        """Laplace-smoothed PPMs (S, N, 4)."""
+        return np.stack([motifs.laplace(p, n, pseudocount) for p, n in zip(self.ppms, self.n)]) \
+            if len(self.n) else self.ppms
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerResult:
+    """Decoded neurons of one layer and how long they took."""
+
+    layer: int
+    neurons: dict[int, NeuronResult]
+    rounds: int
+    timings: dict
+
+
+def neuron_key(seed: int, layer: int, neuron: int) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), layer), neuron)
+
+
+# -- one neuron from its samples -------------------------------------------------------
+def _conact(net, layer: int, neuron: int, consensus: np.ndarray) -> np.ndarray:
+    size = max(8, 1 << (len(consensus) - 1).bit_length())
+    x = np.zeros((size,) + consensus.shape[1:] + (4,), np.float32)
+    x[:len(consensus)] = np.eye(4, dtype=np.float32)[consensus]
+    return np.asarray(net.neuron_values(x, layer, neuron))[:len(consensus)]
+
+
+def summarise(net, layer: int, neuron: int, bases: np.ndarray, f: np.ndarray,
+              key: jax.Array, rounds: int, generations: int, config: DecodeConfig
+              ) -> NeuronResult:
+    """Decouple (or apply a baseline to) a neuron's samples and describe every subset."""
+    n_len = net.receptive_field(layer)
+    if len(f) == 0:
+        return NeuronResult(np.zeros((0, n_len, 4)), np.zeros(0, np.int64), np.zeros(0),
+                            np.zeros(0), np.zeros((0, n_len), np.uint8), layer, neuron,
+                            generations, rounds)
+    if config.method == "neuronmotif":
+        subsets = decoupling.decouple(net, layer, bases, f, jax.random.fold_in(key, 1), rounds,
+                                      config)
+        ppms = np.stack([motifs.weighted_ppm(bases[s], f[s], config.ppm_bins) for s in subsets])
+        n = np.array([len(s) for s in subsets])
+        act = np.array([f[s].max() for s in subsets], np.float64)
+    else:
+        ppms = baselines.baseline_ppm(config.method, net, layer, neuron, bases, f)[None]
+        n, act = np.array([len(f)]), np.array([f.max()], np.float64)
+    cons = np.stack([motifs.consensus(p) for p in ppms])
+    return NeuronResult(ppms, n, act, _conact(net, layer, neuron, cons).astype(np.float64),
+                        cons, layer, neuron, generations, rounds)
+
+
+def seeding_for(net, layer: int, neurons: list[int], below: LayerResult | None
+                ) -> sampling.Seeding | None:
+    """Seeding of layer `layer` from the decoded motifs of layer-1 (None: random start)."""
+    if layer == 1 or below is None:
+        return None
+    prev = net.channels(layer - 1)
+    results = [below.neurons.get(j) for j in range(prev)]
+    width = net.receptive_field(layer - 1)
+    s_max = max([len(r.n) for r in results if r is not None] + [1])
+    consensus = np.zeros((prev, s_max, width), np.int8)
+    n_subsets = np.zeros(prev, np.int32)
+    strength = np.zeros(prev)
+    for j, r in enumerate(results):
+        if r is not None and not r.dead:
+            consensus[j, :len(r.n)] = r.consensus
+            n_subsets[j] = len(r.n)
+            strength[j] = max(0.0, float(np.sum(r.act)))
+    kernel = np.asarray(net.params[f"conv{layer}"]["kernel"])  # (k, C_{l-1}, C_l)
+    c = np.maximum(0.0, kernel[:, :, neurons] * strength[None, :, None])
+    c = c.reshape(-1, len(neurons)).T
+    total = c.sum(1, keepdims=True)
+    c = np.where(total > 0, c / np.where(total > 0, total, 1.0), 0.0)
+    return sampling.Seeding(c, consensus, n_subsets, net.pools[layer - 2],
+                            net.shift_multiplicity(layer - 1))
+
+
+def sample_batch(net, layer: int, neurons: list[int], keys: list[jax.Array],
+                 config: DecodeConfig, below: LayerResult | None):
+    """Samples of a batch of neurons (one call of the layer's program): [(bases, f)], [generations]."""
+    if net.receptive_field(layer) < config.enumerate_below:
+        return sampling.enumerate_layer(net, layer, neurons, keys, config), [0] * len(neurons)
+    seeding = seeding_for(net, layer, neurons, below) if config.seed_from_previous else None
+    return sampling.run_ga(net, layer, neurons, keys, config, seeding)
+
+
+def summarise_rounds(net, layer: int, samples: dict[int, tuple], keys: dict[int, jax.Array],
+                     config: DecodeConfig, parts: Path | None = None, progress: bool = False
+                     ) -> tuple[dict[int, NeuronResult], int]:
+    """Decouple every neuron's samples (bases, f, generations) with 1, 2, ... rounds until the
+    t-test rule holds (rounds='auto'), or with the fixed rounds; per-neuron results are read
+    from / written to `parts` when given. Returns (results, rounds)."""
+    from tqdm import tqdm
+
+    auto = config.rounds == "auto" and config.method == "neuronmotif"
+    rounds = 1 if auto or config.method != "neuronmotif" else config.rounds
+    while True:
+        results = {}
+        for n in tqdm(samples, desc=f"layer {layer} decoupling (rounds {rounds})",
+                      unit="neuron", disable=not progress):
+            part = parts / f"neuron{n}.r{rounds}.npz" if parts is not None else None
+            if part is not None and part.exists():
+                results[n] = _read_part(part)
+                continue
+            bases, f, generations = samples[n]
+            results[n] = summarise(net, layer, n, bases, f, keys[n], rounds, generations, config)
+            if part is not None:
+                _write_part(part, results[n])
+        if (not auto or rounds >= config.max_rounds or max(net.pools[:layer - 1], default=1) == 1
+                or decoupling.rounds_sufficient(_ratios(list(results.values())), config)):
+            return results, rounds
+        rounds += 1
+
+
+def decode_neuron(net, layer: int, neuron: int, key: jax.Array | int = 0,
+                  config: DecodeConfig = DecodeConfig(), below: LayerResult | None = None
+                  ) -> NeuronResult:
+    """Decode one neuron in memory. `key` is a seed int (the key `decode` would use for this
+    neuron) or a JAX key; `below` (layer-1's result) seeds the GA.
+
+    With rounds='auto' the t-test rule runs on this neuron alone (mean ratio > threshold).
+    """
+    if isinstance(key, int):
+        key = neuron_key(key, layer, neuron)
+    if not 0 <= neuron < net.channels(layer):
+        raise NmjaxError(f"neuron {neuron} does not exist: layer {layer} has neurons "
+                         f"0..{net.channels(layer) - 1}")
+    [(bases, f)], [generations] = sample_batch(net, layer, [neuron], [key], config, below)
+    results, _ = summarise_rounds(net, layer, {neuron: (bases, f, generations)}, {neuron: key},
+                                  config)
+    return results[neuron]
+
+
+def _ratios(results: list[NeuronResult]) -> np.ndarray:
+    """Per live neuron: max conact / max act over its subsets."""
+    return np.array([r.conact.max() / r.act.max() for r in results if not r.dead])
+
+
+# -- files ------------------------------------------------------------------------------
+def _write_samples(path: Path, layer: int, neuron: int, bases, f, generations: int,
+                   config: DecodeConfig) -> None:
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset("sequences", data=bases, compression="gzip")
+            h5.create_dataset("f", data=f)
+            h5.attrs.update({"layer": layer, "neuron": neuron, "generations": generations,
+                             "alphabet": "ACGT", "method": config.method})
+
+
+def _read_samples(path: Path):
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return h5["sequences"][()], h5["f"][()], int(h5.attrs["generations"])
+
+
+def _write_part(path: Path, r: NeuronResult) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, ppms=r.ppms, n=r.n, act=r.act, conact=r.conact, consensus=r.consensus,
+                     meta=np.array([r.layer, r.neuron, r.generations, r.rounds]))
+
+
+def _read_part(path: Path) -> NeuronResult:
+    with np.load(path) as d:
+        layer, neuron, generations, rounds = d["meta"].tolist()
+        return NeuronResult(d["ppms"], d["n"], d["act"], d["conact"], d["consensus"],
+                            layer, neuron, generations, rounds)
+
+
+def layer_files(result: LayerResult, config: DecodeConfig) -> dict[str, object]:
+    """The assembled layer outputs: ppms.meme and motifs.meme motif lists, neurons.tsv text."""
+    ppms, segs = [], []
+    rows = ["neuron\tsubset\tn\tact\tconact\tconsensus"]
+    for neuron in sorted(result.neurons):
+        r = result.neurons[neuron]
+        if r.dead:
+            rows.append(f"{neuron}\t0\t0\tnan\tnan\t")
+            continue
+        for s, smooth in enumerate(r.smoothed(config.laplace_pseudocount)):
+            name = f"L{result.layer}_N{neuron}_S{s}"
+            ppms.append(Motif(name, smooth, int(r.n[s])))
+            for start, end in motifs.segment(smooth, config.ic_threshold, config.motif_extend,
+                                             config.min_motif_length):
+                segs.append(Motif(f"{name}_{start}-{end}", smooth[start:end], int(r.n[s])))
+            rows.append(f"{neuron}\t{s}\t{r.n[s]}\t{r.act[s]:.6g}\t{r.conact[s]:.6g}\t"
+                        f"{motifs.consensus_string(r.consensus[s])}")
+    return {"ppms.meme": ppms, "motifs.meme": segs, "neurons.tsv": "\n".join(rows) + "\n"}
+
+
+def write_layer(out: Path, result: LayerResult, config: DecodeConfig) -> None:
+    files = layer_files(result, config)
+    d = out / f"layer{result.layer}"
+    write_meme(d / "ppms.meme", files["ppms.meme"])
+    write_meme(d / "motifs.meme", files["motifs.meme"])
+    write_text(d / "neurons.tsv", files["neurons.tsv"])
+
+
+def _versions() -> dict:
+    import nmjax
+
+    return {"nmjax": nmjax.__version__, "jax": jax.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "backend": jax.default_backend()}
+
+
+def _update_run_json(out: Path, seed: int, config: DecodeConfig, model: str,
+                     result: LayerResult | None) -> None:
+    path = out / "run.json"
+    run = json.loads(path.read_text()) if path.exists() else {}
+    run.update({"model": model, "seed": seed, "parameters": dataclasses.asdict(config),
+                "versions": _versions()})
+    run.setdefault("layers", {})
+    if result is not None:
+        run["layers"][str(result.layer)] = {**result.timings, "rounds": result.rounds}
+    write_text(path, json.dumps(run, indent=2, sort_keys=True) + "\n")
+
+
+def _check_same_run(out: Path, seed: int, config: DecodeConfig) -> None:
+    """Refuse to resume into a directory decoded with another seed or other parameters (the
+    round choice may change: per-neuron results are stored per number of rounds)."""
+    path = out / "run.json"
+    if not path.exists():
+        return
+    run = json.loads(path.read_text())
+    free = {"rounds", "max_rounds", "ratio_threshold", "ratio_p_value"}
+    now = {k: v for k, v in dataclasses.asdict(config).items() if k not in free}
+    old = {k: v for k, v in run.get("parameters", now).items() if k not in free}
+    diff = {k: (old.get(k), v) for k, v in now.items() if old.get(k) != v}
+    if run.get("seed", seed) != seed:
+        diff["seed"] = (run["seed"], seed)
+    if diff:
+        raise NmjaxError(f"{out} holds a decode with other settings (previous, now: {diff}); "
+                         "use another --out folder or the same settings to resume")
+
+
+# -- a layer ----------------------------------------------------------------------------
+def decode_layer(net, layer: int, neurons: list[int] | None = None, seed: int = 0,
+                 config: DecodeConfig = DecodeConfig(), out: str | os.PathLike | None = None,
+                 below: LayerResult | None = None, progress: bool = True,
+                 model: str = "") -> LayerResult:
+    """Decode `neurons` (default all) of `layer`, seeded by `below` (layer-1's result).
+
+    With `out`, every neuron's samples and decoupled subsets are written atomically as they
+    finish and reused by a rerun; the layer files are assembled at the end.
+    """
+    from tqdm import tqdm
+
+    channels = net.channels(layer)
+    neurons = list(range(channels)) if neurons is None else sorted(set(neurons))
+    bad = [n for n in neurons if not 0 <= n < channels]
+    if bad:
+        raise NmjaxError(f"neuron(s) {bad} do not exist: layer {layer} has neurons "
+                         f"0..{channels - 1}")
+    out = Path(out) if out is not None else None
+    d = out / f"layer{layer}" if out is not None else None
+    sample_path = (lambda n: d / "samples" / f"neuron{n}.h5") if d else None
+    samples: dict[int, tuple] = {}
+    timings = {"receptive_field": net.receptive_field(layer), "neurons": len(neurons),
+               "method": config.method,
+               "sampling": "enumeration" if net.receptive_field(layer) < config.enumerate_below
+               else "ga", "population": 0 if net.receptive_field(layer) < config.enumerate_below
+               else config.population or sampling.population_size(net.receptive_field(layer)),
+               "neurons_per_call": config.neuron_batch,
+               "neurons_per_compiled_program": len(neurons)}
+    t0 = time.perf_counter()
+    batch = config.neuron_batch
+    bar = tqdm(total=len(neurons), desc=f"layer {layer} sampling", unit="neuron",
+               disable=not progress)
+    sampled_now = 0
+    for i in range(0, len(neurons), batch):
+        chunk = neurons[i:i + batch]
+        if d is not None and all(sample_path(n).exists() for n in chunk):
+            for n in chunk:
+                samples[n] = _read_samples(sample_path(n))
+            bar.update(len(chunk))
+            continue
+        padded = chunk + [chunk[-1]] * (batch - len(chunk))
+        sets, gens = sample_batch(net, layer, padded,
+                                  [neuron_key(seed, layer, n) for n in padded], config, below)
+        for n, (bases, f), g in zip(chunk, sets, gens):
+            samples[n] = (bases, f, g)
+            if d is not None and not sample_path(n).exists():
+                _write_samples(sample_path(n), layer, n, bases, f, g, config)
+        sampled_now += len(chunk)
+        bar.update(len(chunk))
+    bar.close()
+    t_sample = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    results, rounds = summarise_rounds(net, layer, samples,
+                                       {n: neuron_key(seed, layer, n) for n in neurons}, config,
+                                       d / "parts" if d is not None else None, progress)
+    t_decouple = time.perf_counter() - t0
+    gens = [samples[n][2] for n in neurons]
+    kept = [len(samples[n][1]) for n in neurons]
+    timings.update({
+        "generations": {"min": int(min(gens)), "mean": float(np.mean(gens)),
+                        "max": int(max(gens))},
+        "samples_kept": {"min": int(min(kept)), "mean": float(np.mean(kept)),
+                         "max": int(max(kept))},
+        "dead_neurons": int(sum(r.dead for r in results.values())),
+        "subsets": int(sum(len(r.n) for r in results.values())),
+        "neurons_sampled_this_run": sampled_now,
+        "seconds_sampling_per_neuron": t_sample / max(sampled_now, 1),
+        "seconds_decoupling_per_neuron": t_decouple / len(neurons)})
+    result = LayerResult(layer, results, rounds, timings)
+    if out is not None:
+        write_layer(out, result, config)
+        _update_run_json(out, seed, config, model, result)
+    return result
+
+
+def load_layer(out: str | os.PathLike, layer: int) -> LayerResult | None:
+    """A completed layer of a previous run's output directory (None if not complete there)."""
+    out = Path(out)
+    run = out / "run.json"
+    if not run.exists() or not (out / f"layer{layer}" / "neurons.tsv").exists():
+        return None
+    info = json.loads(run.read_text()).get("layers", {}).get(str(layer))
+    if info is None:
+        return None
+    rounds = info["rounds"]
+    parts = sorted((out / f"layer{layer}" / "parts").glob(f"neuron*.r{rounds}.npz"))
+    results = {r.neuron: r for r in map(_read_part, parts)}
+    return LayerResult(layer, results, rounds, info)
+
+
+def decode(net, layers: list[int] | None = None, neurons: list[int] | None = None,
+           seed: int = 0, config: DecodeConfig = DecodeConfig(),
+           out: str | os.PathLike | None = None, progress: bool = True, model: str = ""
+           ) -> dict[int, LayerResult]:
+    """Decode `layers` (default all conv layers) layer by layer.
+
+    Layer l is seeded by layer l-1's result; a needed lower layer that is not requested is
+    loaded from `out` if a previous run completed it there, else decoded (same neuron
+    selection, clipped to the layer's width) and written to `out` too.
+    `neurons` (default all) applies to every layer, clipped to each layer's width.
+    """
+    layers = sorted(set(layers or range(1, net.num_conv_layers + 1)))
+    for l in layers:
+        net.channels(l)  # raises a clear error for a missing layer
+    if out is not None:
+        _check_same_run(Path(out), seed, config)
+        _update_run_json(Path(out), seed, config, model, None)
+    needs_seed = config.seed_from_previous
+    results: dict[int, LayerResult] = {}
+    below = None
+    if needs_seed:  # every layer below a requested one seeds it: load it or decode it
+        start = layers[0]
+        while start > 1 and (out is None or load_layer(out, start - 1) is None):
+            start -= 1
+        todo = list(range(max(1, start - 1) if start > 1 else 1, layers[-1] + 1))
+    else:
+        todo = layers
+    for l in todo:
+        sel = None if neurons is None else [n for n in neurons if n < net.channels(l)]
+        if sel == []:
+            raise NmjaxError(f"none of the requested neurons exist in layer {l} "
+                             f"({net.channels(l)} neurons)")
+        loaded = load_layer(out, l) if (out is not None and l not in layers) else None
+        layer_result = loaded or decode_layer(net, l, sel, seed, config, out,
+                                              below if needs_seed else None, progress, model)
+        if l in layers:
+            results[l] = layer_result
+        below = layer_result
+    return results

@@ -1,0 +1,185 @@
+"""Decoupling the shift mixture of a neuron's samples (method-notes §2).
+
+A neuron of layer l sees its motif at S_l shifts (the max-pools below it). Its samples are split
+by weighted K-means on the conv feature maps that feed each max-pool, deepest first (layer l-1
+down to 1), K = pool^rounds, each sequence weighted by its f. A set is not split when it has
+fewer than `min_split` sequences or fewer than K.
+
+`weighted_kmeans` is one jitted program per (set size bucket, feature width, K): k-means++
+initialisation (greedy, as scikit-learn), Lloyd iterations until the squared centre shift is below tol * mean feature
+variance (as scikit-learn), `restarts` independent runs vmapped, the lowest inertia kept.
+"""
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+if TYPE_CHECKING:
+    from .decode import DecodeConfig
+    from .network import Network
+
+
+def _sq_dist(x: jax.Array, x_sq: jax.Array, centres: jax.Array) -> jax.Array:
+    """(M, K) squared distances, via |x|^2 - 2 x.c + |c|^2, clipped at 0."""
+    d = x_sq[:, None] - 2.0 * x @ centres.T + jnp.sum(centres * centres, axis=1)[None, :]
+    return jnp.maximum(d, 0.0)
+
+
+def _kmeans_plus_plus(key, x, x_sq, w, k):
+    """Greedy weighted k-means++ (as scikit-learn): the first centre drawn by w; each next one
+    is the best, by weighted potential, of 2 + floor(ln k) candidates drawn by w * D^2."""
+    trials = 2 + int(np.log(k))
+    keys = jax.random.split(key, k)
+    first = jax.random.categorical(keys[0], jnp.log(w))
+    centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
+    d2 = _sq_dist(x, x_sq, centres[:1])[:, 0]
+
+    def body(i, state):
+        centres, d2 = state
+        p = w * d2
+        logits = jnp.where(p.sum() > 0, jnp.log(p), jnp.log(w))
+        cand = jax.random.categorical(keys[i], logits, shape=(trials,))
+        cand_d2 = jnp.minimum(d2[:, None], _sq_dist(x, x_sq, x[cand]))  # (M, trials)
+        best = jnp.argmin(w @ cand_d2)
+        return centres.at[i].set(x[cand[best]]), cand_d2[:, best]
+
+    centres, _ = jax.lax.fori_loop(1, k, body, (centres, d2))
+    return centres
+
+
+def _lloyd(x, x_sq, w, centres, tol, max_iter):
+    """Weighted Lloyd iterations; an empty cluster keeps its centre."""
+    k = centres.shape[0]
+
+    def step(c):
+        labels = jnp.argmin(_sq_dist(x, x_sq, c), axis=1)
+        member = jax.nn.one_hot(labels, k, dtype=x.dtype) * w[:, None]
+        mass = member.sum(0)
+        new = jnp.where(mass[:, None] > 0, (member.T @ x) / jnp.maximum(mass, 1e-30)[:, None], c)
+        return new, jnp.sum((new - c) ** 2)
+
+    def cond(state):
+        _, shift, it = state
+        return (shift > tol) & (it < max_iter)
+
+    def body(state):
+        c, _, it = state
+        c, shift = step(c)
+        return c, shift, it + 1
+
+    centres, _, _ = jax.lax.while_loop(cond, body, (centres, jnp.inf, 0))
+    d = _sq_dist(x, x_sq, centres)
+    labels = jnp.argmin(d, axis=1)
+    inertia = jnp.sum(w * jnp.min(d, axis=1))
+    return labels, inertia
+
+
+@functools.partial(jax.jit, static_argnames=("k", "restarts", "max_iter"))
+def weighted_kmeans(key: jax.Array, x: jax.Array, w: jax.Array, *, k: int, restarts: int = 4,
+                    tol: float = 1e-4, max_iter: int = 300) -> tuple[jax.Array, jax.Array]:
+    """Weighted K-means of rows x (M, D) with weights w (M,) (0 = padding row).
+
+    Returns (labels (M,), inertia): the best of `restarts` k-means++ + Lloyd runs. Labels of
+    zero-weight rows are meaningless.
+    """
+    x = x.astype(jnp.float32)
+    w = w.astype(jnp.float32)
+    x_sq = jnp.sum(x * x, axis=1)
+    total = w.sum()
+    mean = (w @ x) / total
+    # mean weighted feature variance = (E_w|x|^2 - |E_w x|^2) / D, without an (M, D) temporary
+    tol_abs = tol * jnp.maximum((w @ x_sq) / total - jnp.sum(mean * mean), 0.0) / x.shape[1]
+
+    def one(key):
+        return _lloyd(x, x_sq, w, _kmeans_plus_plus(key, x, x_sq, w, k), tol_abs, max_iter)
+
+    labels, inertia = jax.vmap(one)(jax.random.split(key, restarts))
+    best = jnp.argmin(inertia)
+    return labels[best], inertia[best]
+
+
+def cluster(key: jax.Array, features: np.ndarray, weights: np.ndarray, k: int,
+            config: "DecodeConfig") -> list[np.ndarray]:
+    """Split the first len(weights) rows of `features` into k weighted K-means clusters;
+    index arrays of the non-empty clusters. Rows beyond len(weights) are padding (weight 0)."""
+    m = len(weights)
+    w = np.zeros(len(features), np.float32)
+    w[:m] = weights
+    labels, _ = weighted_kmeans(key, jnp.asarray(features), jnp.asarray(w), k=k,
+                                restarts=config.kmeans_restarts, tol=config.kmeans_tol,
+                                max_iter=config.kmeans_max_iter)
+    labels = np.asarray(labels)[:m]
+    return [np.flatnonzero(labels == c) for c in range(k) if np.any(labels == c)]
+
+
+def padded_rows(m: int) -> int:
+    """Row bucket of a set of m sequences, so few programs get compiled: a power of two up to
+    8192, then a multiple of 8192 (K-means here is memory-bound: padding costs time)."""
+    return max(64, 1 << (m - 1).bit_length()) if m <= 8192 else -(-m // 8192) * 8192
+
+
+def feature_map(net: "Network", bases: np.ndarray, layer: int, rows: int | None = None,
+                chunk: int = 4096) -> np.ndarray:
+    """Conv `layer` output (after BN, before activation) over the whole window, flattened,
+    written into a zero array of `rows` rows (default len(bases)): one host copy only.
+
+    Evaluated in chunks padded to a power of two, so few programs get compiled.
+    """
+    eye = np.eye(4, dtype=np.float32)
+    size = min(chunk, max(64, 1 << (len(bases) - 1).bit_length()))
+    out = None
+    for i in range(0, len(bases), size):
+        part = bases[i:i + size]
+        padded = np.zeros((size, bases.shape[1]), np.uint8)
+        padded[:len(part)] = part
+        fmap = np.asarray(net.conv_output(eye[padded], layer))[:len(part)]
+        if out is None:
+            out = np.zeros((rows or len(bases), fmap[0].size), np.float32)
+        out[i:i + len(part)] = fmap.reshape(len(part), -1)
+    return out
+
+
+def decouple(net: "Network", layer: int, bases: np.ndarray, f: np.ndarray, key: jax.Array,
+             rounds: int, config: "DecodeConfig") -> list[np.ndarray]:
+    """Split a neuron's samples into shift-consistent subsets (index arrays into `bases`).
+
+    Walks layer-1 .. 1; at layer i with pool p_i > 1 every current set with at least
+    max(min_split, K) sequences is clustered with K = p_i ** rounds on conv i's feature map.
+    """
+    subsets = [np.arange(len(f))]
+    for i in range(layer - 1, 0, -1):
+        k = net.pools[i - 1] ** rounds
+        if k <= 1:
+            continue
+        nxt = []
+        for j, s in enumerate(subsets):
+            if len(s) < max(config.min_split, k):
+                nxt.append(s)
+                continue
+            parts = cluster(jax.random.fold_in(key, i * 100_003 + j),
+                            feature_map(net, bases[s], i, padded_rows(len(s))), f[s], k, config)
+            nxt.extend(s[p] for p in parts)
+        subsets = nxt
+    return subsets
+
+
+def rounds_sufficient(ratios: np.ndarray, config: "DecodeConfig") -> bool:
+    """The t-test rule: are the per-neuron max conact / max act ratios above the threshold?
+
+    With at least 10 neurons: one-sample t-test against `ratio_threshold`, t > 0 and p < p_value;
+    with fewer, mean > threshold.
+    """
+    ratios = np.asarray(ratios, np.float64)
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios) == 0:
+        return True
+    if len(ratios) < 10:
+        return bool(ratios.mean() > config.ratio_threshold)
+    from scipy.stats import ttest_1samp
+
+    res = ttest_1samp(ratios, config.ratio_threshold)
+    return bool(res.statistic > 0 and res.pvalue < config.ratio_p_value)

@@ -1,0 +1,374 @@
+"""Sampling sequences that activate a neuron (method-notes §1).
+
+Two paths, both giving a deduplicated, capped `SampleSet` of (sequence, f) with f > 0:
+- `enumerate_layer`: receptive fields under `DecodeConfig.enumerate_below` bp, all 4^N windows.
+- `run_ga`: the gradient-guided genetic algorithm. One generation is ONE jitted function
+  (`ga_generation`) over a `Population` pytree with an explicit PRNG key, vmapped over a batch of
+  neurons of a layer, so one compiled program serves the whole layer. Sample collection uses a
+  fixed-size device buffer per generation (the evaluated population and its f); deduplication
+  and the 20-bin stratified cap run on the host with numpy on packed bases.
+
+Sequences are stored as base indices (A=0, C=1, G=2, T=3), uint8 on the host.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .scoring import make_score_fn
+
+if TYPE_CHECKING:  # DecodeConfig lives in decode.py, which imports this module
+    from .decode import DecodeConfig
+    from .network import Network
+
+MUTATION_RULES = ("reference", "paper", "continuous")
+
+
+def population_size(receptive_field: int) -> int:
+    """The paper's P = clip(floor(N / 20) * 1000, 2000, 5000)."""
+    return int(np.clip(receptive_field // 20 * 1000, 2000, 5000))
+
+
+# -- packed host-side sample sets ---------------------------------------------------------
+def pack_bases(bases: np.ndarray) -> np.ndarray:
+    """(M, N) bases 0..3 -> (M, ceil(N/4)) uint8, four bases per byte."""
+    m, n = bases.shape
+    width = -(-n // 4)
+    padded = np.zeros((m, width * 4), np.uint8)
+    padded[:, :n] = bases
+    p = padded.reshape(m, width, 4)
+    return (p[..., 0] | (p[..., 1] << 2) | (p[..., 2] << 4) | (p[..., 3] << 6)).astype(np.uint8)
+
+
+def unpack_bases(packed: np.ndarray, length: int) -> np.ndarray:
+    """Inverse of `pack_bases`."""
+    shifts = np.array([0, 2, 4, 6], np.uint8)
+    out = (packed[..., None] >> shifts) & 3
+    return out.reshape(len(packed), -1)[:, :length].astype(np.uint8)
+
+
+def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:
+    """Bin index of each f in (0, top] split into `bins` equal bins; the max lands in the top bin.
+
+    Bin i holds (top*i/bins, top*(i+1)/bins]; computed in float64 and clipped, so f == top is in
+    bin bins-1 whatever the rounding (the reference's float32 edges can leave it out).
+    """
+    idx = np.ceil(np.asarray(f, np.float64) * bins / float(top)).astype(np.int64) - 1
+    return np.clip(idx, 0, bins - 1)
+
+
+@dataclasses.dataclass
+class SampleSet:
+    """Host accumulator of a neuron's samples: packed unique sequences and their f (> 0)."""
+
+    length: int
+    packed: np.ndarray
+    f: np.ndarray
+
+    @classmethod
+    def empty(cls, length: int) -> "SampleSet":
+        return cls(length, np.zeros((0, -(-length // 4)), np.uint8), np.zeros(0, np.float32))
+
+    def add(self, bases: np.ndarray, f: np.ndarray) -> None:
+        keep = f > 0
+        if keep.any():
+            self.packed = np.concatenate([self.packed, pack_bases(bases[keep])])
+            self.f = np.concatenate([self.f, f[keep].astype(np.float32)])
+
+    def deduplicate(self) -> None:
+        if len(self.f) == 0:
+            return
+        rows = np.ascontiguousarray(self.packed).view(np.dtype((np.void, self.packed.shape[1])))
+        _, first = np.unique(rows.ravel(), return_index=True)
+        self.packed, self.f = self.packed[first], self.f[first]
+
+    def cap(self, max_samples: int, bins: int, per_bin: int, rng: np.random.Generator) -> None:
+        """Keep at most `per_bin` random sequences per equal-width bin of (0, max f]."""
+        if len(self.f) <= max_samples:
+            return
+        b = value_bins(self.f, self.f.max(), bins)
+        keep = []
+        for i in range(bins):
+            idx = np.flatnonzero(b == i)
+            if len(idx) > per_bin:
+                idx = np.sort(rng.choice(idx, per_bin, replace=False))
+            keep.append(idx)
+        keep = np.sort(np.concatenate(keep))
+        self.packed, self.f = self.packed[keep], self.f[keep]
+
+    def bases(self) -> np.ndarray:
+        return unpack_bases(self.packed, self.length)
+
+
+def finish_samples(samples: SampleSet, config: "DecodeConfig", rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Deduplicate and cap; return (bases (M, N) uint8, f (M,) float32) sorted by f descending."""
+    samples.deduplicate()
+    samples.cap(config.max_samples, config.sample_bins, config.per_bin, rng)
+    order = np.argsort(-samples.f, kind="stable")
+    return samples.bases()[order], samples.f[order]
+
+
+def neuron_rng(key: jax.Array) -> np.random.Generator:
+    """A numpy generator determined by a neuron's JAX key (host-side random choices)."""
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)).astype(np.uint64).tolist())
+
+
+# -- exhaustive enumeration --------------------------------------------------------------
+def enumerate_layer(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
+                    config: "DecodeConfig", batch: int = 1 << 15
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """All 4^N windows of a short receptive field; per neuron the (bases, f) with f > 0, capped."""
+    n = net.receptive_field(layer)
+    total = 4 ** n
+    sets = [SampleSet.empty(n) for _ in neurons]
+    sel = np.asarray(neurons)
+    digits = 4 ** np.arange(n - 1, -1, -1, dtype=np.int64)
+    for start in range(0, total, batch):
+        codes = np.arange(start, start + batch, dtype=np.int64) % total  # last batch wraps: fixed shape
+        bases = ((codes[:, None] // digits) % 4).astype(np.uint8)
+        x = np.eye(4, dtype=np.float32)[bases]
+        f = np.asarray(net.conv_output(x, layer))[:, 0, sel]
+        valid = slice(0, min(batch, total - start))
+        for k, s in enumerate(sets):
+            s.add(bases[valid], f[valid, k])
+    return [finish_samples(s, config, neuron_rng(k)) for s, k in zip(sets, keys)]
+
+
+# -- the genetic algorithm ----------------------------------------------------------------
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["bases", "key", "best_mean", "stall", "generation", "done"],
+                   meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """GA state of one neuron: bases (P, N) int8, PRNG key, stop-rule counters."""
+
+    bases: jax.Array
+    key: jax.Array
+    best_mean: jax.Array
+    stall: jax.Array
+    generation: jax.Array
+    done: jax.Array
+
+
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["bases", "f", "active", "mean_f"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """What one generation hands to the host: the evaluated population (fixed-size buffer)."""
+
+    bases: jax.Array
+    f: jax.Array
+    active: jax.Array
+    mean_f: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class GASettings:
+    """Static (compile-time) settings of one layer's GA program."""
+
+    population: int
+    length: int
+    shifts: int
+    elite_fraction: float
+    max_generations: int
+    patience: int
+    mutation: str
+
+
+def mutation_distribution(x: jax.Array, g: jax.Array, rule: str) -> jax.Array:
+    """Per-position base probabilities (P, N, 4) from the one-hot x and the gradient g."""
+    if rule == "reference":  # q = max(0, x + g); all-zero rows uniform
+        q = jnp.maximum(0.0, x + g)
+    elif rule == "paper":  # as printed: g where g > 0, e^g where g < 0
+        q = jnp.where(g > 0, g, jnp.exp(jnp.minimum(g, 0.0)))
+    elif rule == "continuous":  # g + 1 where g >= 0, e^g where g < 0
+        q = jnp.where(g >= 0, g + 1.0, jnp.exp(jnp.minimum(g, 0.0)))
+    else:
+        raise ValueError(f"unknown mutation rule {rule!r}; choose from {MUTATION_RULES}")
+    total = q.sum(-1, keepdims=True)
+    return jnp.where(total > 0, q / jnp.where(total > 0, total, 1.0), 0.25)
+
+
+def _draw(key: jax.Array, p: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+    """Inverse-CDF draws from the last axis of probabilities/weights p (not normalised).
+
+    One uniform per draw (jax.random.categorical draws one Gumbel per category and draw,
+    which dominated a generation for roulette selection over thousands of parents).
+    """
+    cdf = jnp.cumsum(p, axis=-1)
+    u = jax.random.uniform(key, shape + p.shape[:-1]) * cdf[..., -1]
+    if p.ndim == 1:
+        idx = jnp.searchsorted(cdf, u, side="right")
+    else:
+        idx = jnp.sum(cdf <= u[..., None], axis=-1)
+    return jnp.minimum(idx, p.shape[-1] - 1)
+
+
+def _rotate(bases: jax.Array, shift: jax.Array) -> jax.Array:
+    """Rotate each row of (E, N) circularly left by shift[e]."""
+    n = bases.shape[1]
+    idx = (jnp.arange(n)[None, :] + shift[:, None]) % n
+    return jnp.take_along_axis(bases, idx, axis=1)
+
+
+def ga_generation(score, settings: GASettings, params, pop: Population, neuron: jax.Array
+                  ) -> tuple[Population, Generation]:
+    """One GA generation of one neuron (method-notes §1, steps 1-6 and the stop rule).
+
+    A finished population (`done`) is returned unchanged and its buffer marked inactive, so a
+    vmapped batch runs until its slowest neuron stops.
+    """
+    s = settings
+    key, k_mut, k_shift, k_pa, k_pb, k_cut = jax.random.split(pop.key, 6)
+    x = jax.nn.one_hot(pop.bases, 4, dtype=jnp.float32)
+    _, g = score(params, x, neuron)
+    q = mutation_distribution(x, g, s.mutation)
+    new = _draw(k_mut, q).astype(jnp.int8)
+    f, _ = score(params, jax.nn.one_hot(new, 4, dtype=jnp.float32), neuron)
+
+    mean_f = f.mean()
+    improved = mean_f > pop.best_mean
+    stall = jnp.where(improved, 0, pop.stall + 1)
+    generation = pop.generation + 1
+    done = (stall >= s.patience) | (generation >= s.max_generations)
+
+    n_elite = max(1, int(s.elite_fraction * s.population))
+    _, elite_idx = jax.lax.top_k(f, n_elite)
+    elites = new[elite_idx]
+    parts = [elites]
+    if s.shifts > 1:
+        shift = jax.random.randint(k_shift, (2, n_elite), 1, s.shifts)
+        parts += [_rotate(elites, shift[0]), _rotate(elites, s.length - shift[1])]
+    n_children = s.population - n_elite * len(parts)
+    weight = jnp.where(f >= 0, f + 1.0, jnp.exp(jnp.minimum(f, 0.0)))
+    pa = _draw(k_pa, weight, (n_children,))
+    pb = _draw(k_pb, weight, (n_children,))
+    cut = jax.random.randint(k_cut, (n_children, 1), 1, s.length)
+    children = jnp.where(jnp.arange(s.length)[None, :] < cut, new[pa], new[pb])
+    next_bases = jnp.concatenate(parts + [children])
+
+    keep = pop.done
+    out = Population(bases=jnp.where(keep, pop.bases, next_bases),
+                     key=key,
+                     best_mean=jnp.where(keep, pop.best_mean, jnp.maximum(pop.best_mean, mean_f)),
+                     stall=jnp.where(keep, pop.stall, stall),
+                     generation=jnp.where(keep, pop.generation, generation),
+                     done=keep | done)
+    return out, Generation(bases=new, f=f, active=~keep, mean_f=mean_f)
+
+
+@dataclasses.dataclass(frozen=True)
+class Seeding:
+    """Motifs of layer l-1 to seed layer l (method-notes §1, initialisation), per neuron batch.
+
+    contribution: (B, k_l * C_{l-1}) normalised c_ij (a zero row means no seeding);
+    consensus: (C_{l-1}, S_max, N_{l-1}) int8 consensus bases of each neuron's subsets;
+    n_subsets: (C_{l-1},) int32 (0 for dead or undecoded neurons).
+    """
+
+    contribution: np.ndarray
+    consensus: np.ndarray
+    n_subsets: np.ndarray
+    prev_pool: int
+    prev_shifts: int
+
+
+def _seed_one(key, bases, contribution, consensus, n_subsets, draws, prev_pool, prev_shifts):
+    """Write up to `draws` layer-(l-1) consensus motifs into one random sequence, no overlaps."""
+    n = bases.shape[0]
+    width = consensus.shape[2]
+    channels = consensus.shape[0]
+    occupied = jnp.zeros(n, bool)
+    pos = jnp.arange(n)
+    use = contribution.sum() > 0
+    log_c = jnp.log(jnp.where(use, contribution, 1.0))
+    for k in jax.random.split(key, draws):
+        k_pair, k_shift, k_sub = jax.random.split(k, 3)
+        pair = jax.random.categorical(k_pair, log_c)
+        i, j = pair // channels, pair % channels
+        offset = (i * prev_pool + jax.random.randint(k_shift, (), 0, prev_pool)) * prev_shifts
+        sub = jax.random.randint(k_sub, (), 0, jnp.maximum(n_subsets[j], 1))
+        placed = jax.lax.dynamic_update_slice(jnp.zeros(n, jnp.int8), consensus[j, sub], (offset,))
+        region = (pos >= offset) & (pos < offset + width)
+        write = region & ~jnp.any(region & occupied) & use & (n_subsets[j] > 0)
+        bases = jnp.where(write, placed, bases)
+        occupied = occupied | write
+    return bases
+
+
+@functools.lru_cache(maxsize=16)
+def _ga_step(net: "Network", layer: int, settings: GASettings):
+    """The jitted, neuron-vmapped generation program of one layer (cached per net)."""
+    score = make_score_fn(net, layer)
+    return jax.jit(jax.vmap(functools.partial(ga_generation, score, settings),
+                            in_axes=(None, 0, 0)))
+
+
+@functools.lru_cache(maxsize=16)
+def _ga_init(settings: GASettings, draws: int, prev_pool: int, prev_shifts: int):
+    """The jitted, neuron-vmapped initial population (seeded when draws > 0)."""
+
+    def init_one(key, contribution, consensus, n_subsets):
+        k_bases, k_seed, k_run = jax.random.split(key, 3)
+        bases = jax.random.randint(k_bases, (settings.population, settings.length), 0, 4
+                                   ).astype(jnp.int8)
+        if draws:
+            seed_keys = jax.random.split(k_seed, settings.population)
+            bases = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None, None, None, None))(
+                seed_keys, bases, contribution, consensus, n_subsets, draws, prev_pool,
+                prev_shifts)
+        return Population(bases=bases, key=k_run, best_mean=jnp.float32(-jnp.inf),
+                          stall=jnp.int32(0), generation=jnp.int32(0), done=jnp.bool_(False))
+
+    return jax.jit(jax.vmap(init_one, in_axes=(0, 0, None, None)))
+
+
+def ga_settings(net: "Network", layer: int, config: "DecodeConfig") -> GASettings:
+    n = net.receptive_field(layer)
+    return GASettings(population=config.population or population_size(n), length=n,
+                      shifts=net.shift_multiplicity(layer), elite_fraction=config.elite_fraction,
+                      max_generations=config.max_generations, patience=config.patience,
+                      mutation=config.mutation)
+
+
+def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
+           config: "DecodeConfig", seeding: Seeding | None = None
+           ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+    """Run the GA for a batch of neurons of one layer in one compiled program.
+
+    Returns per neuron the (bases, f) sample set (deduplicated, capped, f descending) and the
+    number of generations it ran.
+    """
+    settings = ga_settings(net, layer, config)
+    step = _ga_step(net, layer, settings)
+    b = len(neurons)
+    if seeding is not None:
+        init = _ga_init(settings, seeding.prev_pool, seeding.prev_pool, seeding.prev_shifts)
+        contribution, consensus, n_subsets = (seeding.contribution, seeding.consensus,
+                                              seeding.n_subsets)
+    else:
+        init = _ga_init(settings, 0, 0, 0)
+        contribution, consensus, n_subsets = np.zeros((b, 1)), np.zeros((1, 1, 1)), np.zeros(1)
+    pop = init(jnp.stack(keys), jnp.asarray(contribution, jnp.float32),
+               jnp.asarray(consensus, jnp.int8), jnp.asarray(n_subsets, jnp.int32))
+    neuron_ids = jnp.asarray(neurons, jnp.int32)
+    sets = [SampleSet.empty(settings.length) for _ in neurons]
+    rngs = [neuron_rng(k) for k in keys]
+    for gen in range(1, config.max_generations + 1):
+        pop, out = step(net.params, pop, neuron_ids)
+        bases, f, active = np.asarray(out.bases), np.asarray(out.f), np.asarray(out.active)
+        for k in np.flatnonzero(active):
+            sets[k].add(bases[k], f[k])
+            if gen % config.cap_every == 0 and len(sets[k].f) > config.max_samples:
+                sets[k].deduplicate()
+                sets[k].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[k])
+        if bool(np.all(np.asarray(pop.done))):
+            break
+    generations = np.asarray(pop.generation).tolist()
+    return [finish_samples(s, config, r) for s, r in zip(sets, rngs)], generations

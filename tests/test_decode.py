@@ -1,0 +1,134 @@
+"""End-to-end decoding of the hand-built network: planted motifs, shifts, determinism, resume."""
+import filecmp
+import importlib
+import json
+
+import h5py
+import jax
+import numpy as np
+import pytest
+
+import nmjax
+from nmjax.cli import main
+from nmjax.decode import DecodeConfig, NeuronResult, decode, decode_neuron
+from nmjax.meme import read_meme
+from nmjax.motifs import consensus
+from toy_network import PLANTED, best_offset, planted_consensus, toy_network
+
+CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2, rounds=1)
+LAYER_FILES = ("ppms.meme", "motifs.meme", "neurons.tsv")
+decode_module = importlib.import_module("nmjax.decode")  # nmjax.decode is the function
+
+
+@pytest.fixture(scope="module")
+def net():
+    return toy_network()
+
+
+@pytest.fixture(scope="module")
+def run_a(net, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_a")
+    return out, decode(net, layers=[1, 2], out=out, config=CONFIG, progress=False)
+
+
+def _same_outputs(a, b):
+    for layer, neurons in ((1, range(4)), (2, range(2))):
+        for name in LAYER_FILES:
+            assert filecmp.cmp(a / f"layer{layer}" / name, b / f"layer{layer}" / name,
+                               shallow=False), (layer, name)
+        for n in neurons:
+            with h5py.File(a / f"layer{layer}/samples/neuron{n}.h5") as ha, \
+                    h5py.File(b / f"layer{layer}/samples/neuron{n}.h5") as hb:
+                assert np.array_equal(ha["sequences"][()], hb["sequences"][()])
+                assert np.array_equal(ha["f"][()], hb["f"][()])
+
+
+def test_layer1_recovers_planted_motifs(run_a):
+    out, results = run_a
+    rows = [l.split("\t") for l in (out / "layer1/neurons.tsv").read_text().splitlines()[1:]]
+    assert len(rows) == 4
+    segs = read_meme(out / "layer1/motifs.meme")
+    for (neuron, subset, n, act, conact, cons), matrix_id in zip(rows, PLANTED):
+        want = planted_consensus(matrix_id)
+        assert cons.startswith(want[:9]) and int(n) > 50
+        assert float(conact) == pytest.approx(float(act), rel=1e-5)  # consensus is the best
+        own = [m for m in segs if m.name.startswith(f"L1_N{neuron}_S0_")]
+        assert len(own) == 1
+        seg_cons = "".join("ACGT"[i] for i in consensus(own[0].ppm))
+        assert want[:8] in seg_cons, (seg_cons, want)
+
+
+def test_layer2_subsets_are_the_planted_motif_1bp_apart(run_a):
+    out, results = run_a
+    r = results[2].neurons[0]
+    assert isinstance(r, NeuronResult) and r.generations > 1
+    assert len(r.n) == 2 and r.n.sum() > 100
+    found = sorted(best_offset(p, PLANTED[0]) for p in r.ppms)
+    assert [o for o, _ in found] == [2, 3] and min(s for _, s in found) > 0.8, found
+    names = [m.name for m in read_meme(out / "layer2/ppms.meme")]
+    assert names[:2] == ["L2_N0_S0", "L2_N0_S1"]
+    assert all(len(m.ppm) == 15 for m in read_meme(out / "layer2/ppms.meme"))
+    run = json.loads((out / "run.json").read_text())
+    assert run["seed"] == 0 and run["layers"]["2"]["receptive_field"] == 15
+    assert run["layers"]["2"]["neurons_per_call"] == 2
+    assert run["layers"]["2"]["neurons_per_compiled_program"] == 2
+    assert run["layers"]["1"]["sampling"] == "enumeration"
+
+
+class Killed(Exception):
+    """Stands for a kill in the middle of a layer (pytest treats KeyboardInterrupt itself)."""
+
+
+def test_interrupted_run_resumes_to_identical_output(net, run_a, tmp_path, monkeypatch):
+    out_a, _ = run_a
+    calls, killed = [], []
+    real = decode_module.sample_batch
+
+    def interrupt_second_batch(net_, layer, neurons, *args):
+        calls.append((layer, tuple(neurons)))
+        if len(calls) == 2 and not killed:
+            killed.append(True)
+            raise Killed
+        return real(net_, layer, neurons, *args)
+
+    monkeypatch.setattr(decode_module, "sample_batch", interrupt_second_batch)
+    with pytest.raises(Killed):
+        decode(net, layers=[1, 2], out=tmp_path, config=CONFIG, progress=False)
+    assert (tmp_path / "layer1/samples/neuron1.h5").exists()
+    assert not (tmp_path / "layer1/samples/neuron2.h5").exists()
+    assert not (tmp_path / "layer1/neurons.tsv").exists()
+    assert not list(tmp_path.rglob("*.tmp"))
+    calls.clear()
+    decode(net, layers=[1, 2], out=tmp_path, config=CONFIG, progress=False)
+    assert calls == [(1, (2, 3)), (2, (0, 1))]   # resumed at the first unfinished neuron
+    _same_outputs(out_a, tmp_path)               # same seed, same output as run a
+    calls.clear()
+    decode(net, layers=[2], out=tmp_path, config=CONFIG, progress=False)
+    assert calls == []                           # everything reused
+
+
+def test_decode_neuron_matches_the_layer_run(net, run_a):
+    _, results = run_a
+    r = decode_neuron(net, 1, 2, key=0, config=CONFIG)
+    want = results[1].neurons[2]
+    assert jax.tree_util.tree_structure(r) == jax.tree_util.tree_structure(want)
+    for a, b in zip(jax.tree_util.tree_leaves(r), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_array_equal(a, b)
+    assert nmjax.decode_neuron is decode_neuron
+
+
+def test_cli_baseline_method_and_errors(net, tmp_path, capsys):
+    model = tmp_path / "toy.npz"
+    net.save(model)
+    assert main(["decode", str(model), "--layers", "1", "--neurons", "0,3", "--method", "kelley",
+                 "--out", str(tmp_path / "out")]) == 0
+    rows = (tmp_path / "out/layer1/neurons.tsv").read_text().splitlines()
+    assert [r.split("\t")[:2] for r in rows[1:]] == [["0", "0"], ["3", "0"]]
+    assert rows[2].split("\t")[5].startswith(planted_consensus(PLANTED[3]))
+    assert main(["decode", str(model), "--layers", "5", "--out", str(tmp_path / "bad")]) == 2
+    assert "conv layer 5 does not exist" in capsys.readouterr().err
+    assert main(["decode", str(model), "--rounds", "x", "--out", str(tmp_path / "bad")]) == 2
+    assert main(["decode", str(model), "--layers", "1", "--seed", "1", "--method", "kelley",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "layer1").exists()

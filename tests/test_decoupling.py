@@ -1,0 +1,77 @@
+"""Weighted K-means against scikit-learn, shift decoupling on a planted max-pool mixture."""
+import jax
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from nmjax.decode import DecodeConfig
+from nmjax.decoupling import decouple, rounds_sufficient, weighted_kmeans
+from nmjax.motifdb import jaspar_motif
+from nmjax.motifs import weighted_ppm
+from toy_network import PLANTED, best_offset, toy_network
+
+
+@pytest.mark.parametrize("k", [3, 9])
+def test_weighted_kmeans_matches_sklearn_inertia(k):
+    rng = np.random.default_rng(k)
+    centres = rng.normal(0, 3, (k + 1, 12))
+    x = (centres[rng.integers(0, k + 1, 700)] + rng.normal(0, 1.0, (700, 12))).astype(np.float32)
+    w = rng.uniform(0.1, 5.0, 700).astype(np.float32)
+    labels, inertia = weighted_kmeans(jax.random.key(0), x, w, k=k, restarts=4)
+    ref = KMeans(k, n_init=10, random_state=0).fit(x, sample_weight=w)
+    assert float(inertia) <= ref.inertia_ * 1.01
+    # the returned inertia is the one of the returned labels
+    labels = np.asarray(labels)
+    own = sum(np.sum(w[labels == c] * ((x[labels == c] - np.average(x[labels == c], axis=0,
+                                                                        weights=w[labels == c])
+                                         ) ** 2).sum(1)) for c in np.unique(labels))
+    assert own == pytest.approx(float(inertia), rel=1e-3)
+
+
+def test_zero_weight_rows_do_not_move_centres():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0, 0.1, (100, 2)), rng.normal(5, 0.1, (100, 2)),
+                        np.full((56, 2), 1000.0)]).astype(np.float32)
+    w = np.concatenate([np.ones(200), np.zeros(56)]).astype(np.float32)
+    labels, inertia = weighted_kmeans(jax.random.key(3), x, w, k=2)
+    labels = np.asarray(labels)
+    assert len(set(labels[:100])) == 1 and len(set(labels[100:200])) == 1
+    assert labels[0] != labels[150]
+    assert float(inertia) < 10.0
+
+
+def test_decoupled_subsets_are_shifted_copies_1bp_apart():
+    """Layer-2 neuron 0 sees ELK1 through a pool of 2: the subsets hold it at 2 offsets."""
+    net = toy_network()
+    rng = np.random.default_rng(0)
+    pfm = jaspar_motif(PLANTED[0]).ppm
+    n = net.receptive_field(2)
+    bases = rng.integers(0, 4, (1200, n)).astype(np.uint8)
+    offsets = rng.integers(0, n - len(pfm) + 1, 1200)
+    for row, o in zip(bases, offsets):
+        row[o:o + len(pfm)] = [rng.choice(4, p=p) for p in pfm]
+    f = np.asarray(net.neuron_values(np.eye(4, dtype=np.float32)[bases], 2, 0))
+    bases, f = bases[f > 0], f[f > 0]
+    assert len(f) > 200
+    subsets = decouple(net, 2, bases, f, jax.random.key(0), 1, DecodeConfig(kmeans_restarts=2))
+    assert len(subsets) == 2
+    assert sorted(np.concatenate(subsets).tolist()) == list(range(len(f)))
+    found = [best_offset(weighted_ppm(bases[s], f[s]), PLANTED[0]) for s in subsets]
+    assert all(score > 0.8 for _, score in found), found
+    assert sorted(o for o, _ in found) in ([2, 3],), found
+
+
+def test_small_sets_are_not_split():
+    net = toy_network()
+    bases = np.zeros((49, net.receptive_field(2)), np.uint8)
+    f = np.linspace(0.1, 1, 49)
+    assert len(decouple(net, 2, bases, f, jax.random.key(0), 1, DecodeConfig())) == 1
+
+
+def test_rounds_rule():
+    cfg = DecodeConfig()
+    assert rounds_sufficient(np.full(5, 0.99), cfg)
+    assert not rounds_sufficient(np.full(5, 0.90), cfg)
+    rng = np.random.default_rng(0)
+    assert rounds_sufficient(0.99 + 0.01 * rng.normal(size=30), cfg)
+    assert not rounds_sufficient(0.95 + 0.05 * rng.normal(size=30), cfg)

@@ -1,0 +1,129 @@
+"""GA sampling and exhaustive enumeration on the hand-built network with planted motifs."""
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nmjax import sampling
+from nmjax.decode import DecodeConfig, neuron_key
+from nmjax.motifs import consensus_string, consensus, weighted_ppm
+from toy_network import PLANTED, best_offset, toy_network
+
+CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2)
+GA_CONFIG = dataclasses.replace(CONFIG, enumerate_below=0)  # force the GA on layer 1
+
+
+@pytest.fixture(scope="module")
+def net():
+    return toy_network()  # cached: the compiled programs are shared with the other test modules
+
+
+@pytest.fixture(scope="module")
+def enumerated(net):
+    neurons = list(range(4))
+    return sampling.enumerate_layer(net, 1, neurons, [neuron_key(0, 1, n) for n in neurons],
+                                    CONFIG)
+
+
+@pytest.fixture(scope="module", params=["reference", "continuous"])
+def ga_layer1(net, request):
+    neurons = list(range(4))
+    return request.param, sampling.run_ga(net, 1, neurons, [neuron_key(0, 1, n) for n in neurons],
+                                          dataclasses.replace(GA_CONFIG, mutation=request.param))
+
+
+def test_pack_roundtrip_and_dedup():
+    rng = np.random.default_rng(0)
+    bases = rng.integers(0, 4, (50, 13)).astype(np.uint8)
+    assert np.array_equal(sampling.unpack_bases(sampling.pack_bases(bases), 13), bases)
+    s = sampling.SampleSet.empty(13)
+    s.add(np.concatenate([bases, bases[:20]]), np.concatenate([np.arange(1, 51), np.arange(1, 21)
+                                                               ]).astype(np.float32))
+    s.deduplicate()
+    assert len(s.f) == 50 and sorted(s.f.tolist()) == list(range(1, 51))
+    assert np.array_equal(s.bases()[np.argsort(s.f)], bases)
+
+
+def test_cap_keeps_at_most_per_bin():
+    rng = np.random.default_rng(1)
+    n = 3000
+    s = sampling.SampleSet.empty(20)
+    s.add(rng.integers(0, 4, (n, 20)).astype(np.uint8), rng.exponential(1.0, n).astype(np.float32))
+    top = s.f.max()
+    s.cap(1000, 20, 100, np.random.default_rng(0))
+    counts = np.bincount(sampling.value_bins(s.f, top, 20), minlength=20)
+    assert counts.max() <= 100 and len(s.f) < n
+    assert s.f.max() == top  # the top bin holds few sequences, all kept
+
+
+def test_population_size_rule():
+    assert [sampling.population_size(n) for n in (19, 51, 132, 200)] == [2000, 2000, 5000, 5000]
+
+
+def test_mutation_rules():
+    x = jnp.asarray(np.eye(4)[[0]][None], jnp.float32)          # current base A
+    small = jnp.asarray([[[0.0, 1e-4, -1e-4, 0.0]]])
+    ref = sampling.mutation_distribution(x, small, "reference")
+    assert float(ref[0, 0, 0]) > 0.99                           # the current base keeps its mass
+    paper = sampling.mutation_distribution(x, small, "paper")
+    assert float(paper[0, 0, 1]) < 1e-3 < float(paper[0, 0, 2])  # tiny g > 0 -> ~0: the flaw
+    cont = sampling.mutation_distribution(x, small, "continuous")
+    np.testing.assert_allclose(np.asarray(cont[0, 0]), 0.25, atol=1e-3)
+    zero = sampling.mutation_distribution(x, -2 * x, "reference")  # all-zero row -> uniform
+    np.testing.assert_allclose(np.asarray(zero), 0.25)
+    for q in (ref, paper, cont):
+        np.testing.assert_allclose(np.asarray(q).sum(-1), 1.0, rtol=1e-6)
+
+
+def test_enumeration_recovers_planted_motifs(enumerated):
+    for (bases, f), matrix_id in zip(enumerated, PLANTED):
+        assert len(f) > 50 and (f > 0).all() and np.all(np.diff(f) <= 0)
+        offset, score = best_offset(weighted_ppm(bases, f), matrix_id)
+        assert offset == 0 and score > 0.85, (matrix_id, offset, score)
+
+
+def test_ga_and_enumeration_agree_on_a_10bp_receptive_field(enumerated, ga_layer1):
+    rule, (sets, generations) = ga_layer1
+    assert all(1 < g <= CONFIG.max_generations for g in generations)
+    for (eb, ef), (gb, gf), matrix_id in zip(enumerated, sets, PLANTED):
+        e_ppm, g_ppm = weighted_ppm(eb, ef), weighted_ppm(gb, gf)
+        assert (gf > 0).all() and len(np.unique(sampling.pack_bases(gb), axis=0)) == len(gf)
+        assert gf.max() == pytest.approx(ef.max(), rel=1e-5)   # the GA finds the best sequence
+        inf = e_ppm.max(1) > 0.8                               # informative positions
+        assert consensus_string(consensus(g_ppm[inf])) == consensus_string(consensus(e_ppm[inf]))
+        # the reference rule writes the gradient's best base wherever the gradient is large
+        # (here: log-odds weights), so its few samples give a sharper PPM; the continuous rule
+        # samples most of the f > 0 sequences and reproduces the enumerated PPM
+        assert np.abs(e_ppm - g_ppm).mean() < (0.08 if rule == "reference" else 0.01), matrix_id
+        if rule == "continuous":
+            assert len(gf) > 0.4 * len(ef)
+
+
+def test_ga_is_deterministic_and_keys_are_per_neuron(net):
+    keys = [neuron_key(3, 1, n) for n in (0, 1, 2, 3)]
+    a, _ = sampling.run_ga(net, 1, [0, 1, 2, 3], keys, GA_CONFIG)
+    b, _ = sampling.run_ga(net, 1, [0, 1, 2, 3], keys, GA_CONFIG)
+    init = sampling._ga_init(sampling.ga_settings(net, 1, GA_CONFIG), 0, 0, 0)
+    start = init(jnp.stack([neuron_key(3, 1, 0), neuron_key(4, 1, 0)]), jnp.zeros((2, 1)),
+                 jnp.zeros((1, 1, 1), jnp.int8), jnp.zeros(1, jnp.int32)).bases
+    assert not np.array_equal(start[0], start[1])
+    for (ab, af), (bb, bf) in zip(a, b):
+        assert np.array_equal(ab, bb) and np.array_equal(af, bf)
+
+
+def test_ga_generation_keeps_population_and_elites(net):
+    settings = sampling.ga_settings(net, 2, CONFIG)   # the program test_decode uses too
+    step = sampling._ga_step(net, 2, settings)
+    pop = sampling._ga_init(settings, 0, 0, 0)(
+        jnp.stack([neuron_key(0, 2, n) for n in range(2)]), jnp.zeros((2, 1)),
+        jnp.zeros((1, 1, 1), jnp.int8), jnp.zeros(1, jnp.int32))
+    for _ in range(3):
+        pop, out = step(net.params, pop, jnp.arange(2))
+    assert pop.bases.shape == (2, 400, settings.length)
+    f = np.asarray(out.f[0])
+    elites = np.asarray(out.bases[0])[np.argsort(-f, kind="stable")[:40]]
+    nxt = np.asarray(pop.bases[0])
+    assert all((nxt[:40] == e).all(1).any() for e in elites)      # elites carried over
+    rotated = [np.roll(e, s) for e in elites for s in (-1, 1)]     # S = 2: shifted by 1 bp
+    assert all(any((r == row).all() for r in rotated) for row in nxt[40:120])
