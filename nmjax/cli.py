@@ -97,6 +97,13 @@ def cmd_decode(args) -> int:
         print(f"layer {layer}: {t['neurons']} neurons, receptive field {t['receptive_field']} bp, "
               f"{t['subsets']} subsets, {t['dead_neurons']} dead, rounds {r.rounds}; "
               f"wrote {args.out}/layer{layer}/")
+    if not args.no_report:
+        from .matching import TomtomParams
+        from .report import finish_run
+
+        analysis = finish_run(args.out, args.motif_db, args.release,
+                              TomtomParams(distance=args.distance))
+        print(f"report: {analysis['report']}")
     return 0
 
 
@@ -144,17 +151,21 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _motif_db_args(p: argparse.ArgumentParser) -> None:
+    from .motifdb import DEFAULT_RELEASE
+
+    p.add_argument("--motif-db", default=None,
+                   help="MEME motif file to match against (default: JASPAR CORE vertebrates)")
+    p.add_argument("--release", default=DEFAULT_RELEASE,
+                   help=f"JASPAR release of the default database (default: {DEFAULT_RELEASE})")
+    p.add_argument("--distance", default="correlation", choices=("correlation", "euclidean"),
+                   help="Tomtom column distance (default: correlation, see nmjax.matching)")
+
+
 def _analysis_args(p: argparse.ArgumentParser, db: bool = True) -> None:
     p.add_argument("dir", help="output folder of `nmjax decode`")
     if db:
-        from .motifdb import DEFAULT_RELEASE
-
-        p.add_argument("--motif-db", default=None,
-                       help="MEME motif file to match against (default: JASPAR CORE vertebrates)")
-        p.add_argument("--release", default=DEFAULT_RELEASE,
-                       help=f"JASPAR release of the default database (default: {DEFAULT_RELEASE})")
-        p.add_argument("--distance", default="correlation", choices=("correlation", "euclidean"),
-                       help="Tomtom column distance (default: correlation, see nmjax.matching)")
+        _motif_db_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=None,
                    help="neurons per call of a layer's compiled GA program (default: 4)")
     p.add_argument("--out", default="nmjax-decode", help="output folder (default: nmjax-decode)")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip matching, grammar, diagnostics and the HTML report")
+    _motif_db_args(p)
     p.set_defaults(func=cmd_decode)
     p = sub.add_parser("match", help="Tomtom of decoded motifs against JASPAR or a MEME file")
     _analysis_args(p)
