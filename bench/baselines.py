@@ -160,7 +160,11 @@ def markdown(result: dict) -> str:
         "its lowest-q pair over all its motifs and all JASPAR matrices; 'planted' means one of "
         "the planted JASPAR matrices exactly (a paralog such as CEBPA or MEF2A does not count).",
         f"Run time: {result['seconds']['total']:.0f} s on {s['machine']} "
-        f"({', '.join(f'{k} {v:.0f} s' for k, v in result['seconds'].items() if k != 'total')}).",
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in result['seconds'].items() if k != 'total')})"
+        + ("." if s["neurons_sampled_this_run"] else
+           "; the NeuronMotif samples and subsets were reused from an earlier run in --work."),
+        "Decoupling rounds per layer: "
+        + ", ".join(f"L{l} {d['rounds']}" for l, d in s["decode"].items()) + ".",
         "", "## Segmented motifs (motifs.meme: Laplace M = 80, IC > 1 regions +-3 bp, > 8 bp)", ""]
     lines += _tables(result, lambda per: (per["methods"], per["paired"]))
     lines += ["", "## Whole receptive-field PPMs (ppms.meme, unsegmented)", "",
@@ -191,10 +195,11 @@ def main(argv=None) -> int:
     seconds = {}
 
     t0 = time.perf_counter()
-    decode(net, layers=list(range(1, max(layers) + 1)),
-           config=DecodeConfig(population=args.population), seed=args.seed,
-           out=work / "neuronmotif", model="example")
+    decoded = decode(net, layers=list(range(1, max(layers) + 1)),
+                     config=DecodeConfig(population=args.population), seed=args.seed,
+                     out=work / "neuronmotif", model="example")
     seconds["neuronmotif_decode"] = time.perf_counter() - t0
+    sampled = sum(r.timings["neurons_sampled_this_run"] for r in decoded.values())
     for method in METHODS[1:]:
         t = time.perf_counter()
         for layer in layers:
@@ -226,7 +231,12 @@ def main(argv=None) -> int:
                            "population_is_default": args.population is None,
                            "seed": args.seed, "layers": layers, "planted": planted,
                            "matching": describe(params, None, args.release),
-                           "machine": f"{os.cpu_count()} CPU cores (shared)"},
+                           "machine": f"{os.cpu_count()} CPU cores (shared)",
+                           "neurons_sampled_this_run": sampled,
+                           "decode": {l: {k: r.timings[k] for k in
+                                          ("receptive_field", "population", "generations",
+                                           "samples_kept", "subsets")} | {"rounds": r.rounds}
+                                      for l, r in decoded.items()}},
               "seconds": seconds, "layers": result_layers}
     write_text(out / "baselines.json", json.dumps(result, indent=2) + "\n")
     write_text(out / "baselines.md", markdown(result))

@@ -160,7 +160,8 @@ def summarise(net, layer: int, neuron: int, bases: np.ndarray, f: np.ndarray,
         act = np.array([f[s].max() for s in subsets], np.float64)
     else:
         ppms = baselines.baseline_ppm(config.method, net, layer, neuron, bases, f)[None]
-        n, act = np.array([len(f)]), np.array([f.max()], np.float64)
+        used = np.sum(f > f.max() / 2) if config.method == "kelley" else len(f)
+        n, act = np.array([used]), np.array([f.max()], np.float64)
     cons = np.stack([motifs.consensus(p) for p in ppms])
     return NeuronResult(ppms, n, act, _conact(net, layer, neuron, cons).astype(np.float64),
                         cons, layer, neuron, generations, rounds)
