@@ -78,11 +78,7 @@ def cmd_decode(args) -> int:
     import nmjax
     from .decode import DecodeConfig, decode
 
-    net = nmjax.load(args.model, args.architecture)
-    rounds = args.rounds if args.rounds == "auto" else int(args.rounds) \
-        if args.rounds.isdigit() else None
-    if rounds is None:
-        raise NmjaxError(f"--rounds must be 'auto' or a positive integer, not {args.rounds!r}")
+    rounds = int(args.rounds) if args.rounds.isdigit() else args.rounds  # DecodeConfig checks it
     overrides = {k: v for k, v in (("population", args.population),
                                    ("max_generations", args.max_generations),
                                    ("neuron_batch", args.batch)) if v is not None}
@@ -90,6 +86,7 @@ def cmd_decode(args) -> int:
                                               rounds=rounds), **overrides)
     layers = parse_range(args.layers, "--layers") if args.layers else None
     neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
+    net = nmjax.load(args.model, args.architecture)
     results = decode(net, layers=layers, neurons=neurons, seed=args.seed, config=config,
                      out=args.out, model=str(args.model or "bundled example"))
     for layer, r in results.items():
