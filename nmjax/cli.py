@@ -135,6 +135,25 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+def cmd_probe(args) -> int:
+    import nmjax
+    from .motifdb import jaspar_motif, load_motif_db
+    from .probe import probe, summary_text, write_probe
+
+    if bool(args.motifs) == bool(args.motif_db):
+        raise NmjaxError("give the motifs to insert: --motifs MA1494.2,GFI1 (JASPAR IDs or TF "
+                         "names) or --motif-db FILE (every motif of a MEME file)")
+    motifs = (load_motif_db(args.motif_db) if args.motif_db else
+              [jaspar_motif(m.strip(), args.release) for m in args.motifs.split(",")])
+    layers = parse_range(args.layers, "--layers") if args.layers else None
+    net = nmjax.load(args.model, args.architecture)
+    rows = probe(net, motifs, layers, args.samples, args.seed, args.dir)
+    print(summary_text(rows))
+    write_probe(args.out, rows)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .matching import TomtomParams
     from .report import build_report, finish_run
@@ -220,6 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diagnose", help="alive, sick and dead neurons per layer (text and JSON)")
     _analysis_args(p, db=False)
     p.set_defaults(func=cmd_diagnose)
+    from .motifdb import DEFAULT_RELEASE
+
+    p = sub.add_parser("probe", help="insert motifs into random windows: which neurons respond, "
+                                     "and beyond what the decoded motifs reach?")
+    _model_args(p)
+    p.add_argument("--motifs", default=None, help="JASPAR matrix IDs or TF names, e.g. MA1494.2,GFI1")
+    p.add_argument("--motif-db", default=None, help="or every motif of a MEME file")
+    p.add_argument("--release", default=DEFAULT_RELEASE,
+                   help=f"JASPAR release for --motifs (default: {DEFAULT_RELEASE})")
+    p.add_argument("--layers", default=None, help="conv layers, e.g. 3-5 (default: all)")
+    p.add_argument("--dir", default=None,
+                   help="output folder of `nmjax decode`: compare with each neuron's decoded act")
+    p.add_argument("--samples", type=int, default=500, help="windows per motif and layer")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="probe.tsv", help="TSV file of every (motif, neuron) row")
+    p.set_defaults(func=cmd_probe)
     p = sub.add_parser("report", help="match, grammar, diagnose and the HTML report DIR/report/")
     _analysis_args(p)
     p.add_argument("--no-match", action="store_true",
