@@ -77,16 +77,28 @@ def cmd_decode(args) -> int:
 
     import nmjax
     from .decode import DecodeConfig, decode
+    from .distribute import Shard, decode_shard, parse_size
 
     rounds = int(args.rounds) if args.rounds.isdigit() else args.rounds  # DecodeConfig checks it
     overrides = {k: v for k, v in (("population", args.population),
                                    ("max_generations", args.max_generations),
-                                   ("neuron_batch", args.batch)) if v is not None}
+                                   ("neuron_batch", args.batch),
+                                   ("memory_budget", None if args.memory_budget is None
+                                    else parse_size(args.memory_budget))) if v is not None}
     config = dataclasses.replace(DecodeConfig(method=args.method, mutation=args.mutation,
                                               rounds=rounds), **overrides)
     layers = parse_range(args.layers, "--layers") if args.layers else None
     neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
+    shard = Shard.parse(args.shard) if args.shard else None
     net = nmjax.load(args.model, args.architecture)
+    if shard is not None:
+        done = decode_shard(net, shard, layers, neurons, args.seed, config, args.out,
+                            model=str(args.model or "bundled example"))
+        for layer, mine in done.items():
+            print(f"layer {layer}: shard {args.shard} decoded {len(mine)} neurons into "
+                  f"{args.out}/layer{layer}/ (samples/, parts/, shards/)")
+        print(f"when every shard of a layer is done: nmjax merge {args.out}")
+        return 0
     results = decode(net, layers=layers, neurons=neurons, seed=args.seed, config=config,
                      out=args.out, model=str(args.model or "bundled example"))
     for layer, r in results.items():
@@ -101,6 +113,23 @@ def cmd_decode(args) -> int:
         analysis = finish_run(args.out, args.motif_db, args.release,
                               TomtomParams(distance=args.distance))
         print(f"report: {analysis['report']}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    import nmjax
+    from .distribute import merge, recorded_model
+
+    model = args.model if args.model is not None else recorded_model(args.dir)
+    layers = parse_range(args.layers, "--layers") if args.layers else None
+    merged = merge(nmjax.load(model, args.architecture), args.dir, layers)
+    if not merged:
+        print(f"nothing to merge: every layer with shards in {args.dir} is merged "
+              "(--layers merges one again)")
+    for layer, r in merged.items():
+        print(f"layer {layer}: merged {r.timings['neurons']} neurons from shards "
+              f"{', '.join(r.timings['shards'])}, rounds {r.rounds}; "
+              f"wrote {args.dir}/layer{layer}/")
     return 0
 
 
@@ -229,7 +258,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true",
                    help="skip matching, grammar, diagnostics and the HTML report")
     _motif_db_args(p)
+    p.add_argument("--memory-budget", default=None,
+                   help="temporary GA memory per device, e.g. 8G: lowers the neuron batch of a "
+                        "layer to fit (default: no limit)")
+    p.add_argument("--shard", default=None,
+                   help="i/n: decode only neurons with neuron %% n == i of each layer, writing "
+                        "per-neuron files into --out; then `nmjax merge` (see docs/cluster.md)")
     p.set_defaults(func=cmd_decode)
+    p = sub.add_parser("merge", help="assemble the layer files of a --shard run once every "
+                                     "shard of a layer is done")
+    p.add_argument("dir", help="the shared --out folder of the shards")
+    p.add_argument("model", nargs="?", default=None,
+                   help="the model the shards decoded (default: the path they recorded)")
+    p.add_argument("--architecture", default=None,
+                   help="model.to_json() file, for a weights-only HDF5 model")
+    p.add_argument("--layers", default=None,
+                   help="layers to merge (default: every layer with shard records)")
+    p.set_defaults(func=cmd_merge)
     p = sub.add_parser("match", help="Tomtom of decoded motifs against JASPAR or a MEME file")
     _analysis_args(p)
     p.set_defaults(func=cmd_match)

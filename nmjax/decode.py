@@ -6,7 +6,8 @@
 
 Each neuron's PRNG key is fold_in(fold_in(key(seed), layer), neuron), and neurons are batched
 in fixed chunks of the layer's neuron list, so a resumed run gives the same output as an
-uninterrupted one.
+uninterrupted one. The batch is spread over the local devices and fitted to a memory budget,
+and a layer can be split into shards run on several machines, then merged: nmjax.distribute.
 
 Output directory (per layer L):
     layer{L}/samples/neuron{N}.h5   sampled sequences (bases 0..3 = ACGT), f, generations
@@ -33,7 +34,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import baselines, decoupling, motifs, sampling
+from . import baselines, decoupling, distribute, motifs, sampling
 from .errors import NmjaxError
 from .fileio import atomic_path, write_text
 from .meme import Motif, write_meme
@@ -47,7 +48,10 @@ class DecodeConfig:
 
     population: GA population (None = the paper's clip(floor(N/20)*1000, 2000, 5000)).
     rounds: decoupling rounds, an int or 'auto' (the t-test rule, up to max_rounds).
-    neuron_batch: neurons per call of the layer's compiled GA program.
+    neuron_batch: neurons per call of the layer's compiled GA program (rounded up to a
+        multiple of the device count; see nmjax.distribute).
+    memory_budget: bytes of temporary GA memory per device (None = no limit); lowers the
+        neuron batch of a layer whose estimated memory exceeds it (at least 1 neuron).
     """
 
     method: str = "neuronmotif"
@@ -63,6 +67,7 @@ class DecodeConfig:
     enumerate_below: int = 11
     seed_from_previous: bool = True
     neuron_batch: int = 4
+    memory_budget: int | None = None
     rounds: int | str = "auto"
     max_rounds: int = 3
     ratio_threshold: float = 0.95
@@ -85,6 +90,11 @@ class DecodeConfig:
                              f"{', '.join(sampling.MUTATION_RULES)}")
         if not (self.rounds == "auto" or (isinstance(self.rounds, int) and self.rounds >= 1)):
             raise NmjaxError(f"rounds must be 'auto' or a positive integer, not {self.rounds!r}")
+        if self.neuron_batch < 1:
+            raise NmjaxError(f"neuron_batch must be at least 1, not {self.neuron_batch}")
+        if self.memory_budget is not None and self.memory_budget < 1:
+            raise NmjaxError(f"memory_budget must be a positive number of bytes, not "
+                             f"{self.memory_budget}")
         if self.population is not None and self.population < 10:
             raise NmjaxError(f"population {self.population} is too small (at least 10)")
 
@@ -335,55 +345,72 @@ def _update_run_json(out: Path, seed: int, config: DecodeConfig, model: str,
     write_text(path, json.dumps(run, indent=2, sort_keys=True) + "\n")
 
 
-def _check_same_run(out: Path, seed: int, config: DecodeConfig) -> None:
-    """Refuse to resume into a directory decoded with another seed or other parameters (the
-    round choice may change: per-neuron results are stored per number of rounds)."""
+# settings that may change between runs into one directory: the rounds choice (per-neuron
+# results are stored per number of rounds) and the batching (results do not depend on it)
+FREE_SETTINGS = frozenset({"rounds", "max_rounds", "ratio_threshold", "ratio_p_value",
+                           "neuron_batch", "memory_budget"})
+
+
+def settings_diff(old_parameters: dict, old_seed: int, config: DecodeConfig, seed: int) -> dict:
+    """{setting: (old, now)} for every setting and the seed that differ, free ones excepted."""
+    now = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_SETTINGS}
+    diff = {k: (old_parameters.get(k), v) for k, v in now.items() if old_parameters.get(k) != v}
+    if old_seed != seed:
+        diff["seed"] = (old_seed, seed)
+    return diff
+
+
+def check_same_run(out: Path, seed: int, config: DecodeConfig) -> None:
+    """Refuse to resume into a directory decoded with another seed or other parameters."""
     path = out / "run.json"
     if not path.exists():
         return
     run = json.loads(path.read_text())
-    free = {"rounds", "max_rounds", "ratio_threshold", "ratio_p_value"}
-    now = {k: v for k, v in dataclasses.asdict(config).items() if k not in free}
-    old = {k: v for k, v in run.get("parameters", now).items() if k not in free}
-    diff = {k: (old.get(k), v) for k, v in now.items() if old.get(k) != v}
-    if run.get("seed", seed) != seed:
-        diff["seed"] = (run["seed"], seed)
+    diff = settings_diff(run.get("parameters", dataclasses.asdict(config)), run.get("seed", seed),
+                         config, seed)
     if diff:
         raise NmjaxError(f"{out} holds a decode with other settings (previous, now: {diff}); "
                          "use another --out folder or the same settings to resume")
 
 
-# -- a layer ----------------------------------------------------------------------------
-def decode_layer(net, layer: int, neurons: list[int] | None = None, seed: int = 0,
-                 config: DecodeConfig = DecodeConfig(), out: str | os.PathLike | None = None,
-                 below: LayerResult | None = None, progress: bool = True,
-                 model: str = "") -> LayerResult:
-    """Decode `neurons` (default all) of `layer`, seeded by `below` (layer-1's result).
+def first_round_config(config: DecodeConfig) -> DecodeConfig:
+    """The config that decouples with the first rounds a layer tries (1 under the t-test rule):
+    what a shard computes before the layer-level rule can be applied at merge."""
+    return dataclasses.replace(config, rounds=1) if config.rounds == "auto" else config
 
-    With `out`, every neuron's samples and decoupled subsets are written atomically as they
-    finish and reused by a rerun; the layer files are assembled at the end.
-    """
+
+# -- a layer ----------------------------------------------------------------------------
+def layer_neurons(net, layer: int, neurons: list[int] | None) -> list[int]:
+    """The sorted neurons to decode in `layer` (None = all); a clear error for bad ones."""
+    channels = net.channels(layer)
+    if neurons is None:
+        return list(range(channels))
+    neurons = sorted(set(neurons))
+    bad = [n for n in neurons if not 0 <= n < channels]
+    if bad or not neurons:
+        raise NmjaxError(f"neuron(s) {bad or 'none'} do not exist: layer {layer} has neurons "
+                         f"0..{channels - 1}")
+    return neurons
+
+
+def sample_layer(net, layer: int, neurons: list[int], seed: int, config: DecodeConfig,
+                 d: Path | None, below: LayerResult | None, progress: bool
+                 ) -> tuple[dict[int, tuple], dict]:
+    """Samples (bases, f, generations) of `neurons`, in fixed chunks of the layer's neuron
+    batch, read from / written to `d`/samples when given; and the sampling timings."""
     from tqdm import tqdm
 
-    channels = net.channels(layer)
-    neurons = list(range(channels)) if neurons is None else sorted(set(neurons))
-    bad = [n for n in neurons if not 0 <= n < channels]
-    if bad:
-        raise NmjaxError(f"neuron(s) {bad} do not exist: layer {layer} has neurons "
-                         f"0..{channels - 1}")
-    out = Path(out) if out is not None else None
-    d = out / f"layer{layer}" if out is not None else None
     sample_path = (lambda n: d / "samples" / f"neuron{n}.h5") if d else None
-    samples: dict[int, tuple] = {}
+    enumerated = net.receptive_field(layer) < config.enumerate_below
+    batch = distribute.neuron_batch(net, layer, config, len(neurons))
     timings = {"receptive_field": net.receptive_field(layer), "neurons": len(neurons),
-               "method": config.method,
-               "sampling": "enumeration" if net.receptive_field(layer) < config.enumerate_below
-               else "ga", "population": 0 if net.receptive_field(layer) < config.enumerate_below
+               "method": config.method, "sampling": "enumeration" if enumerated else "ga",
+               "population": 0 if enumerated
                else config.population or sampling.population_size(net.receptive_field(layer)),
-               "neurons_per_call": config.neuron_batch,
-               "neurons_per_compiled_program": len(neurons)}
+               "neurons_per_call": batch, "neurons_per_compiled_program": len(neurons),
+               "devices": distribute.device_count(), "memory_budget": config.memory_budget}
+    samples: dict[int, tuple] = {}
     t0 = time.perf_counter()
-    batch = config.neuron_batch
     bar = tqdm(total=len(neurons), desc=f"layer {layer} sampling", unit="neuron",
                disable=not progress)
     sampled_now = 0
@@ -404,8 +431,17 @@ def decode_layer(net, layer: int, neurons: list[int] | None = None, seed: int = 
         sampled_now += len(chunk)
         bar.update(len(chunk))
     bar.close()
-    t_sample = time.perf_counter() - t0
+    timings.update({"neurons_sampled_this_run": sampled_now,
+                    "sampling_seconds": time.perf_counter() - t0})
+    return samples, timings
 
+
+def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: DecodeConfig,
+                 out: Path | None, progress: bool, model: str, timings: dict) -> LayerResult:
+    """Decouple every neuron's samples with the layer's rounds rule (reusing parts/ in `out`),
+    and write the layer files and run.json when `out` is given."""
+    neurons = sorted(samples)
+    d = out / f"layer{layer}" if out is not None else None
     t0 = time.perf_counter()
     results, rounds = summarise_rounds(net, layer, samples,
                                        {n: neuron_key(seed, layer, n) for n in neurons}, config,
@@ -413,21 +449,39 @@ def decode_layer(net, layer: int, neurons: list[int] | None = None, seed: int = 
     t_decouple = time.perf_counter() - t0
     gens = [samples[n][2] for n in neurons]
     kept = [len(samples[n][1]) for n in neurons]
+    timings = dict(timings)
     timings.update({
+        "neurons": len(neurons), "neurons_per_compiled_program": len(neurons),
         "generations": {"min": int(min(gens)), "mean": float(np.mean(gens)),
                         "max": int(max(gens))},
         "samples_kept": {"min": int(min(kept)), "mean": float(np.mean(kept)),
                          "max": int(max(kept))},
         "dead_neurons": int(sum(r.dead for r in results.values())),
         "subsets": int(sum(len(r.n) for r in results.values())),
-        "neurons_sampled_this_run": sampled_now,
-        "seconds_sampling_per_neuron": t_sample / max(sampled_now, 1),
+        "seconds_sampling_per_neuron": timings["sampling_seconds"]
+        / max(timings["neurons_sampled_this_run"], 1),
         "seconds_decoupling_per_neuron": t_decouple / len(neurons)})
     result = LayerResult(layer, results, rounds, timings)
     if out is not None:
         write_layer(out, result, config)
         _update_run_json(out, seed, config, model, result)
     return result
+
+
+def decode_layer(net, layer: int, neurons: list[int] | None = None, seed: int = 0,
+                 config: DecodeConfig = DecodeConfig(), out: str | os.PathLike | None = None,
+                 below: LayerResult | None = None, progress: bool = True,
+                 model: str = "") -> LayerResult:
+    """Decode `neurons` (default all) of `layer`, seeded by `below` (layer-1's result).
+
+    With `out`, every neuron's samples and decoupled subsets are written atomically as they
+    finish and reused by a rerun; the layer files are assembled at the end.
+    """
+    neurons = layer_neurons(net, layer, neurons)
+    out = Path(out) if out is not None else None
+    d = out / f"layer{layer}" if out is not None else None
+    samples, timings = sample_layer(net, layer, neurons, seed, config, d, below, progress)
+    return finish_layer(net, layer, samples, seed, config, out, progress, model, timings)
 
 
 def load_layer(out: str | os.PathLike, layer: int) -> LayerResult | None:
@@ -460,7 +514,7 @@ def decode(net, layers: list[int] | None = None, neurons: list[int] | None = Non
     for l in layers:
         net.channels(l)  # raises a clear error for a missing layer
     if out is not None:
-        _check_same_run(Path(out), seed, config)
+        check_same_run(Path(out), seed, config)
         _update_run_json(Path(out), seed, config, model, None)
     needs_seed = config.seed_from_previous
     results: dict[int, LayerResult] = {}

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import distribute
 from .scoring import make_score_fn
 
 if TYPE_CHECKING:  # DecodeConfig lives in decode.py, which imports this module
@@ -358,6 +359,7 @@ def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array]
     pop = init(jnp.stack(keys), jnp.asarray(contribution, jnp.float32),
                jnp.asarray(consensus, jnp.int8), jnp.asarray(n_subsets, jnp.int32))
     neuron_ids = jnp.asarray(neurons, jnp.int32)
+    pop, neuron_ids = distribute.shard_neurons((pop, neuron_ids))  # neuron axis over devices
     sets = [SampleSet.empty(settings.length) for _ in neurons]
     rngs = [neuron_rng(k) for k in keys]
     for gen in range(1, config.max_generations + 1):

@@ -1,0 +1,314 @@
+"""Spreading a decode over devices, memory and machines.
+
+Devices: one call of a layer's GA program runs a batch of neurons (vmapped over neurons).
+`shard_neurons` places the neuron axis of that call's arrays over all local JAX devices (a 1-D
+`Mesh` named 'neurons', `NamedSharding`), so the jitted program runs each device's neurons on
+that device; the batch is padded to a multiple of the device count (`neuron_batch`). With one
+device nothing is moved. Each neuron's PRNG key depends only on (seed, layer, neuron), so the
+output does not depend on the device count.
+
+Memory: `neuron_batch` caps the batch so that the GA program's estimated temporary memory per
+device (`ga_bytes_per_neuron`, calibrated against XLA's `memory_analysis`) fits
+`DecodeConfig.memory_budget`.
+
+Machines: `Shard(i, n)` owns the neurons with neuron % n == i of every requested layer (a
+balanced split: shard sizes differ by at most one neuron per layer). `decode_shard` writes
+only per-neuron files (samples/, parts/ of the first decoupling round) and a shard record
+`layer{L}/shards/shard{i}of{n}.json` into the shared output directory; `merge` checks that
+every neuron is there, applies the layer-level rounds rule (decoupling more rounds for all
+neurons where it asks) and writes the layer files and run.json, exactly as one run would.
+Layer l is seeded by layer l-1, so a cluster runs one layer at a time: all shards of layer l,
+then `nmjax merge`, then layer l+1 (docs/cluster.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .errors import NmjaxError
+from .fileio import write_text
+
+NEURON_AXIS = "neurons"
+# Temporary bytes per neuron of one GA call / (population x `activation_floats` x 4 bytes).
+# Calibrated with `ga_temp_bytes` (XLA CPU, jax 0.10.2, fp32, batch 2 minus batch 1): 0.68-1.18
+# on the toy network and Basset / BD-10 at width 0.25, layers 2-3 without population chunking
+# (0.14 on Basset layer 2, which the scorer chunks); 1.5 keeps the estimate above all of them.
+MEMORY_FACTOR = 1.5
+
+
+# -- devices ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def neuron_mesh() -> Mesh:
+    """A 1-D mesh over all local devices; its axis is the neuron axis of a GA batch."""
+    return Mesh(np.array(jax.local_devices()), (NEURON_AXIS,))
+
+
+def device_count() -> int:
+    return neuron_mesh().size
+
+
+def shard_neurons(tree):
+    """Place a pytree whose leaves all lead with the neuron axis over the devices (one block of
+    neurons per device). Unchanged with one device or when the batch does not divide evenly
+    (`decode_neuron`'s single neuron)."""
+    mesh = neuron_mesh()
+    leaves = jax.tree_util.tree_leaves(tree)
+    if mesh.size == 1 or not leaves or leaves[0].shape[0] % mesh.size:
+        return tree
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(NEURON_AXIS)))
+
+
+# -- memory -----------------------------------------------------------------------------
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """'8G', '512M', '1.5GiB', '1000000' -> bytes (binary prefixes)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise NmjaxError(f"bad memory size {text!r}: use bytes or a number with K, M, G or T "
+                         f"(e.g. 8G)")
+    return int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
+
+
+def activation_floats(net, layer: int) -> int:
+    """Floats per window that the score of `layer` keeps for its input gradient: the one-hot
+    window, and for every block below the layer its unfolded input windows (a conv's matmul
+    operand), its conv output and its activation."""
+    length, channels_in = net.receptive_field(layer), 4
+    total = length * 4
+    for spec in net.config.convs[:layer - 1]:
+        out_len = length - spec.kernel_width + 1
+        total += out_len * spec.kernel_width * channels_in + 2 * out_len * spec.channels
+        length, channels_in = out_len // spec.pool, spec.channels
+    return total
+
+
+def ga_bytes_per_neuron(net, layer: int, config) -> int:
+    """Estimated temporary bytes of one neuron in one call of the layer's GA program:
+    MEMORY_FACTOR x population x `activation_floats` x 4 bytes."""
+    from .sampling import ga_settings
+
+    population = ga_settings(net, layer, config).population
+    return int(MEMORY_FACTOR * population * activation_floats(net, layer) * 4)
+
+
+def neuron_batch(net, layer: int, config, neurons: int) -> int:
+    """Neurons per call of `layer`'s GA program: `config.neuron_batch`, lowered to fit
+    `config.memory_budget` (bytes per device; at least one neuron per device), never more than
+    the `neurons` to decode, rounded up to a multiple of the device count."""
+    devices = device_count()
+    batch = min(config.neuron_batch, neurons)
+    if config.memory_budget is not None:
+        fit = max(1, config.memory_budget // ga_bytes_per_neuron(net, layer, config))
+        batch = min(batch, fit * devices)
+    return -(-max(batch, 1) // devices) * devices
+
+
+def ga_temp_bytes(net, layer: int, config, batch: int) -> int:
+    """XLA's temporary bytes of one compiled call of the layer's GA program for `batch` neurons
+    (`memory_analysis`): what `MEMORY_FACTOR` is calibrated against."""
+    from . import sampling
+
+    settings = sampling.ga_settings(net, layer, config)
+    init = sampling._ga_init(settings, 0, 0, 0)
+    pop = jax.eval_shape(init, jax.random.split(jax.random.key(0), batch),
+                         np.zeros((batch, 1), np.float32), np.zeros((1, 1, 1), np.int8),
+                         np.zeros(1, np.int32))
+    neurons = jax.ShapeDtypeStruct((batch,), np.int32)
+    compiled = sampling._ga_step(net, layer, settings).lower(net.params, pop, neurons).compile()
+    return int(compiled.memory_analysis().temp_size_in_bytes)
+
+
+# -- machines ---------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the neurons n with n % count == index of every layer."""
+
+    index: int
+    count: int
+
+    def __post_init__(self):
+        if not 0 <= self.index < self.count:
+            raise NmjaxError(f"bad shard {self.index}/{self.count}: need 0 <= i < n in i/n")
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """'2/8' -> Shard(2, 8)."""
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not m:
+            raise NmjaxError(f"bad --shard {text!r}: use i/n, e.g. 0/8 (shards 0..n-1 of n)")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    def select(self, neurons: list[int]) -> list[int]:
+        return [n for n in neurons if n % self.count == self.index]
+
+    @property
+    def name(self) -> str:
+        return f"shard{self.index}of{self.count}"
+
+
+def model_fingerprint(net) -> str:
+    """sha256 of the architecture and parameters: merge refuses shards of another model."""
+    h = hashlib.sha256(json.dumps(net.config.to_json(), sort_keys=True).encode())
+    for leaf in jax.tree_util.tree_leaves(net.params):
+        h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def recorded_model(out: str | os.PathLike) -> str | None:
+    """The model path the shards of `out` recorded (None: the bundled example or no record)."""
+    records = sorted(Path(out).glob("layer*/shards/shard*of*.json"))
+    recorded = json.loads(records[0].read_text())["model"] if records else ""
+    return None if recorded in ("", "bundled example") else recorded
+
+
+def _records(out: Path, layer: int) -> list[dict]:
+    return [json.loads(p.read_text())
+            for p in sorted((out / f"layer{layer}" / "shards").glob("shard*of*.json"))]
+
+
+def _check_records(out: Path, layer: int, records: list[dict], seed: int, config,
+                   fingerprint: str) -> None:
+    from .decode import settings_diff
+
+    for r in records:
+        diff = settings_diff(r["parameters"], r["seed"], config, seed)
+        if r["model_fingerprint"] != fingerprint:
+            diff["model"] = (r["model_fingerprint"], fingerprint)
+        if diff:
+            raise NmjaxError(f"{out}/layer{layer} holds shard {r['shard']} with other settings "
+                             f"(shard, now: {diff}); use the same model and settings, or "
+                             "another --out folder")
+
+
+def decode_shard(net, shard: Shard, layers: list[int] | None = None,
+                 neurons: list[int] | None = None, seed: int = 0, config=None,
+                 out: str | os.PathLike = "nmjax-decode", progress: bool = True,
+                 model: str = "") -> dict[int, list[int]]:
+    """Sample and decouple (first round) this shard's neurons of every layer in `layers`
+    (default all) into `out`, skipping finished neurons. Each layer l > 1 needs layer l-1
+    complete (merged) in `out` when the GA is seeded. Returns {layer: the shard's neurons}."""
+    from .decode import (DecodeConfig, check_same_run, first_round_config, layer_neurons,
+                         load_layer, neuron_key, sample_layer, summarise_rounds)
+
+    config = config or DecodeConfig()
+    out = Path(out)
+    layers = sorted(set(layers or range(1, net.num_conv_layers + 1)))
+    for l in layers:
+        net.channels(l)  # a clear error for a missing layer
+    check_same_run(out, seed, config)
+    fingerprint = model_fingerprint(net)
+    below: dict[int, object] = {}
+    for l in layers:
+        _check_records(out, l, _records(out, l), seed, config, fingerprint)
+        if config.seed_from_previous and l > 1:
+            below[l] = load_layer(out, l - 1)
+            if below[l] is None:
+                raise NmjaxError(
+                    f"shard {shard.index}/{shard.count} of layer {l} needs layer {l - 1} "
+                    f"complete in {out}, and it is not: run every shard of layer {l - 1} "
+                    f"(--layers {l - 1} --shard i/{shard.count}), then `nmjax merge {out}`")
+    done = {}
+    for l in layers:
+        selection = layer_neurons(net, l, None if neurons is None else
+                                  [n for n in neurons if n < net.channels(l)])
+        mine = shard.select(selection)
+        d = out / f"layer{l}"
+        samples, timings = sample_layer(net, l, mine, seed, config, d, below.get(l), progress)
+        summarise_rounds(net, l, samples, {n: neuron_key(seed, l, n) for n in mine},
+                         first_round_config(config), d / "parts", progress)
+        record = {"shard": f"{shard.index}/{shard.count}", "layer": l, "neurons": mine,
+                  "selection": None if neurons is None else selection, "seed": seed,
+                  "parameters": dataclasses.asdict(config), "model": model,
+                  "model_fingerprint": fingerprint, "devices": device_count(),
+                  "timings": timings}
+        write_text(d / "shards" / f"{shard.name}.json",
+                   json.dumps(record, indent=2, sort_keys=True) + "\n")
+        done[l] = mine
+    return done
+
+
+def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
+          progress: bool = True) -> dict:
+    """Assemble the layer files of `layers` (default: every layer with shard records in `out`
+    that is not merged yet) from the shards' per-neuron files, with the rounds rule of a single
+    run; refuses, naming them, if neurons are missing. Returns {layer: LayerResult}."""
+    from .decode import (DecodeConfig, check_same_run, finish_layer, layer_neurons, load_layer,
+                         _read_samples)
+
+    out = Path(out)
+    sharded = sorted({int(p.parent.parent.name[5:])
+                      for p in out.glob("layer*/shards/shard*of*.json")})
+    if not sharded:
+        raise NmjaxError(f"no shard records (layer*/shards/*.json) in {out}: run "
+                         "`nmjax decode --shard i/n --out DIR` first")
+    if layers is None:
+        layers = [l for l in sharded if load_layer(out, l) is None]
+    layers = sorted(set(layers))
+    fingerprint = model_fingerprint(net)
+    merged = {}
+    for l in layers:
+        records = _records(out, l)
+        if not records:
+            raise NmjaxError(f"no shard of layer {l} in {out}: run `nmjax decode --layers {l} "
+                             f"--shard i/n --out {out}` for every i first")
+        first = records[0]
+        seed, config = first["seed"], DecodeConfig(**first["parameters"])
+        _check_records(out, l, records, seed, config, fingerprint)
+        check_same_run(out, seed, config)
+        selections = {json.dumps(r["selection"]) for r in records}
+        if len(selections) > 1:
+            raise NmjaxError(f"the shards of layer {l} in {out} were run with different "
+                             f"--neurons selections: {sorted(selections)}")
+        selection = layer_neurons(net, l, first["selection"])
+        d = out / f"layer{l}"
+        missing = [n for n in selection if not (d / "samples" / f"neuron{n}.h5").exists()]
+        if missing:
+            counts = {int(r["shard"].split("/")[1]) for r in records}
+            owners = sorted({(c, n % c) for n in missing for c in counts})
+            raise NmjaxError(f"cannot merge layer {l} of {out}: {len(missing)} neuron(s) not "
+                             f"decoded yet: {_ranges(missing)} (shards "
+                             f"{', '.join(f'{i}/{c}' for c, i in owners)}); run those shards "
+                             "(finished neurons are skipped) and merge again")
+        samples = {n: _read_samples(d / "samples" / f"neuron{n}.h5") for n in selection}
+        timings = _merged_timings([r["timings"] for r in records])
+        timings.update({"shards": sorted(r["shard"] for r in records)})
+        merged[l] = finish_layer(net, l, samples, seed, config, out, progress,
+                                 first["model"], timings)
+    return merged
+
+
+def _merged_timings(per_shard: list[dict]) -> dict:
+    """One layer's sampling timings from its shards' records: neuron counts and seconds add
+    up; a setting that differs between shards (batch, budget, devices) lists their values."""
+    total = {}
+    for key in per_shard[0]:
+        values = [t[key] for t in per_shard]
+        if key in ("neurons", "neurons_sampled_this_run", "sampling_seconds"):
+            total[key] = sum(values)
+        else:
+            distinct = [v for i, v in enumerate(values) if v not in values[:i]]
+            total[key] = distinct[0] if len(distinct) == 1 else distinct
+    return total
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5' (the --neurons syntax)."""
+    out, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            out.append(f"{start}-{v}" if v > start else f"{v}")
+            start = None
+    return ",".join(out)
