@@ -19,7 +19,7 @@ import numpy as np
 
 from .diagnose import diagnose_run, parse_ppm_name, read_neurons
 from .fileio import write_text
-from .grammar import grammar_layer
+from .grammar import GrammarParams, grammar_layer, tied_names
 from .logo import GLYPH_DEFS, logo_svg
 from .matching import (Match, TomtomParams, decoded_layers, describe, match_layer, read_layer_motifs,
                        read_matches, warn_if_few_targets)
@@ -28,6 +28,7 @@ from .motifdb import DEFAULT_RELEASE, load_motif_db
 DISCOVERED_Q = 0.01   # "discovered" motif (method-notes §4); the hits page's default filter
 MAX_TFS_LISTED = 6    # TF names per neuron in the overview table
 HIT_Q = 0.1           # a neuron "matches" (method-notes §4): pairs listed on the hits page
+ORDER_SHARE = 0.1     # an order of this share of a neuron's PPMs is among the layer's grammars
 
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:.5em 0}
@@ -116,34 +117,86 @@ def scatter_svg(points: list[dict], status: dict[int, str], size: int = 260) -> 
     return "".join(out)
 
 
-def _grammar_section(grammar: dict, names: dict[str, str]) -> str:
+def _grammar_section(grammar: dict) -> str:
     out = [f'<h2>Grammar</h2><p class="grammar">{escape(grammar["text"])}</p><table>',
-           _row("order", "subsets", "gaps (bp: count)", head=True)]
+           _row("order (strands)", "read on", "subsets", "gaps as read on the PPM (bp: count)",
+                head=True)]
     for o in grammar["orders"]:
         gaps = "; ".join(", ".join(f"{g}: {c}" for g, c in gap["values"].items())
                          for gap in o["gaps"])
-        out.append(_row(escape(" - ".join(names[m] for m in o["motifs"])),
+        out.append(_row(f'<code>{escape(o["text"])}</code> ({" ".join(o["strands"])})',
+                        "reverse complement" if o["reverse_complement"] else "PPM strand",
                         ", ".join(map(str, o["subsets"])), escape(gaps) or "-"))
     out += ["</table><h2>Dictionary</h2><table>", _row("id", "logo", "best match", head=True)]
     for d in grammar["dictionary"]:
         m = d["match"]
-        label = (f'{escape(m["target"])} {escape(m["name"])} ({m["orientation"]}), '
-                 f'q = {_fmt(m["q_value"])}' if m else "no database match at q &lt; 0.01")
+        label = (f'{escape(m["name"])}: best {escape(m["target"])} {escape(m["target_name"])} '
+                 f'({m["orientation"]}), q = {_fmt(m["q_value"])}' if m
+                 else "no database match at q &lt; 0.01")
+        if d.get("parts"):
+            label += "<br>composite: " + ", ".join(
+                f'{escape(p["name"])} ({escape(p["target"])}, {p["strand"]}, bp {p["start"]}-'
+                f'{p["end"]}, q = {_fmt(p["q_value"])})' for p in d["parts"])
         out.append(_row(d["id"], logo_svg(np.array(d["ppm"]), 9, 36), label))
     return "".join(out) + "</table>"
+
+
+def _tf_groups(found: list[Match]) -> list[str]:
+    """Per matched motif, its best TF named with its paralog ties (grammar.tied_names, e.g.
+    CEBPB/CEBPE); best p first, a group listed only if it adds a TF not listed before."""
+    params, by_query = GrammarParams(), {}
+    for m in found:
+        by_query.setdefault(m.query, []).append((m.p_value, m.target_name or m.target))
+    listed: set[str] = set()
+    out = []
+    groups = sorted((min(pairs)[0], tied_names(pairs, params)) for pairs in by_query.values())
+    for _, names in groups:
+        if not listed.issuperset(names):
+            out.append("/".join(names))
+            listed.update(names)
+    return out
+
+
+def _grammar_table(grammars: dict, layer: int) -> str:
+    """The distinct grammar lines of a layer: the neurons whose one-line grammar it is, and the
+    neurons where it is the order of at least ORDER_SHARE of the PPMs with motif sites (a
+    dimer a neuron shows in a fifth of its decoupled motifs is not its most common order;
+    single-motif orders count only as a one-line grammar)."""
+    main: dict[str, list[int]] = {}
+    frequent: dict[str, list[int]] = {}
+    for neuron, g in grammars.items():
+        if g.get("text"):
+            main.setdefault(g["text"], []).append(int(neuron))
+        for o in g.get("orders", []):
+            if (len(o["subsets"]) >= ORDER_SHARE * len(g["sites"])
+                    and (len(o["motifs"]) > 1 or o["text"] == g["text"])):
+                frequent.setdefault(o["text"], []).append(int(neuron))
+    if not frequent:
+        return ""
+
+    def links(ns: list[int]) -> str:
+        return ", ".join(f'<a href="layer{layer}/neuron{n}.html">{n}</a>' for n in sorted(ns))
+
+    rows = sorted(frequent, key=lambda t: (-len(main.get(t, [])), -len(frequent[t]), t))
+    return ("<h3>Grammars of this layer</h3><table>"
+            + _row("grammar", "one-line grammar of", f"order of &ge; {ORDER_SHARE:.0%} of the "
+                   "PPMs of", head=True)
+            + "".join(_row(f"<code>{escape(t)}</code>",
+                           f"{len(main.get(t, []))}: {links(main.get(t, []))}",
+                           f"{len(frequent[t])}: {links(frequent[t])}") for t in rows)
+            + "</table>")
 
 
 def _neuron_page(layer: int, neuron: int, ppms: list, rows: list, diag: dict,
                  grammar: dict | None, matches: list[Match]) -> str:
     grammar = grammar or {}
     by_subset = {r.subset: r for r in rows}
-    names = {d["id"]: (d["match"]["name"] if d["match"] else d["id"])
-             for d in grammar.get("dictionary", [])}
+    names = grammar.get("names", {})
     body = [f'<p>status: <b class="{diag["status"]}">{diag["status"]}</b>, '
             f'act {_fmt(diag["act"])}, best conact / act {_fmt(diag["ratio"])}, '
             f'{diag["subsets"]} decoupled motif(s), {diag["samples"]} samples</p>']
     if grammar.get("text"):
-        body.append(_grammar_section(grammar, names))
+        body.append(_grammar_section(grammar))
     body.append("<h2>Decoupled motifs (lined up by position in the receptive field)</h2>")
     sites = grammar.get("sites", {})
     for m in ppms:
@@ -183,16 +236,18 @@ def _layer_section(out_dir: Path, report: Path, layer: int, diag: dict) -> tuple
     out = [f'<h2>Layer {layer}</h2><p>{len(diag["neurons"])} neurons: '
            f'<span class="alive">{c["alive"]} alive</span>, <span class="sick">{c["sick"]} sick'
            f'</span>, <span class="dead">{c["dead"]} dead</span>; {per["mean"]:.2f} motifs per '
-           f'neuron (max {per["max"]})</p>{scatter_svg(diag["scatter"], status)}<table>',
+           f'neuron (max {per["max"]})</p>{scatter_svg(diag["scatter"], status)}'
+           f'{_grammar_table(grammars, layer)}<table>',
            _row("neuron", "status", "act", "conact/act", "motifs", "best JASPAR match",
-                f"TFs matched at q &lt; {DISCOVERED_Q}, best first", "grammar", head=True)]
+                f"TFs matched at q &lt; {DISCOVERED_Q} (best per motif, ties joined by /), "
+                "best first", "grammar", head=True)]
     for n in diag["neurons"]:
         neuron = n["neuron"]
         found = sorted((m for m in by_neuron.get(neuron, []) if m.q_value < DISCOVERED_Q),
                        key=lambda m: m.p_value)
         best_txt = (f"{escape(found[0].target)} {escape(found[0].target_name)} "
                     f"(q = {_fmt(found[0].q_value)})" if found else "-")
-        tfs = list(dict.fromkeys(m.target_name or m.target for m in found))
+        tfs = _tf_groups(found)
         tfs_txt = escape(", ".join(tfs[:MAX_TFS_LISTED]) + (", ..." if len(tfs) > MAX_TFS_LISTED
                                                             else "")) or "-"
         link = str(neuron)

@@ -27,16 +27,20 @@ PLAN = {
 }
 
 
-def planted_ppm(length: int, sites: list[tuple[str, int]], rng: np.random.Generator) -> np.ndarray:
-    """A near-uniform background PPM with JASPAR matrices written at the given starts."""
+def planted_ppm(length: int, sites: list[tuple[str, int]], rng: np.random.Generator,
+                matrices: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """A near-uniform background PPM with matrices (`matrices` by id, else JASPAR) written at
+    the given starts."""
     ppm = rng.dirichlet(np.full(4, 20.0), size=length)
     for matrix_id, start in sites:
-        m = jaspar_motif(matrix_id).ppm
+        m = (matrices or {}).get(matrix_id)
+        m = jaspar_motif(matrix_id).ppm if m is None else m
         ppm[start:start + len(m)] = 0.95 * m + 0.05 * ppm[start:start + len(m)]
     return ppm
 
 
-def write_fake_decode(out_dir: Path, seed: int = 0, plan: dict = PLAN) -> Path:
+def write_fake_decode(out_dir: Path, seed: int = 0, plan: dict = PLAN,
+                      matrices: dict[str, np.ndarray] | None = None) -> Path:
     """Write layer{L}/ppms.meme, motifs.meme, neurons.tsv and run.json as the decoder does."""
     rng = np.random.default_rng(seed)
     for layer, (length, neurons) in plan.items():
@@ -46,7 +50,7 @@ def write_fake_decode(out_dir: Path, seed: int = 0, plan: dict = PLAN) -> Path:
                 rows.append(f"{neuron}\t0\t0\tnan\tnan\t")
                 continue
             for s, sites in enumerate(subsets):
-                ppm = planted_ppm(length, sites, rng)
+                ppm = planted_ppm(length, sites, rng, matrices)
                 name = f"L{layer}_N{neuron}_S{s}"
                 ppms.append(Motif(name, ppm, N_SAMPLES))
                 for a, b in segment(laplace(ppm, N_SAMPLES)):

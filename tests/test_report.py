@@ -15,8 +15,8 @@ from fake_decode import write_fake_decode
 from nmjax.cli import main
 from nmjax.diagnose import diagnose_layer, summary_text
 from nmjax.logo import COLOURS, GLYPH_DEFS, GLYPHS, logo_svg
-from nmjax.matching import read_matches
-from nmjax.report import finish_run
+from nmjax.matching import Match, read_matches
+from nmjax.report import _grammar_table, _tf_groups, finish_run
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -146,3 +146,44 @@ def test_cli_commands(run, capsys):
     assert "report/index.html" in capsys.readouterr().out
     assert main(["match", str(out / "missing")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_layer_grammar_table(run):
+    out, _ = run
+    index = (out / "report" / "index.html").read_text()
+    layer2 = index[index.index("<h2>Layer 2</h2>"):]
+    table = layer2[layer2.index("<h3>Grammars of this layer</h3>"):layer2.index("</table>")]
+    rows = re.findall(r"<tr><td><code>(.*?)</code></td><td>(\d+): (.*?)</td><td>(\d+): (.*?)</td>"
+                      r"</tr>", table)
+    assert [(text, int(n), re.findall(r">(\d+)</a>", which), int(m))
+            for text, n, which, m, _ in rows] == [("CTCF", 1, ["0"], 1), ("CTCF-6N-CEBPB", 1, ["1"], 1),
+                  ("NFIX-[10-20N]-NFIX", 1, ["2"], 1)]
+
+
+def test_tfs_matched_column_joins_paralog_ties():
+    def match(query, tf, p):
+        return Match(query, "MA0", tf, p, p, p, 0, "+", 10, 10, 10)
+
+    found = [match("L4_N20_S0_1-11", "CEBPE", 1.7e-8), match("L4_N20_S0_1-11", "CEBPB", 2.0e-8),
+             match("L4_N20_S0_1-11", "CEBPA", 1e-6), match("L4_N20_S1_3-14", "CTCF", 1e-7),
+             match("L4_N20_S2_0-10", "CEBPB", 3e-8), match("L4_N20_S2_0-10", "CEBPE", 3.1e-8),
+             match("L4_N20_S3_0-10", "CEBPE", 4e-8), match("L4_N20_S4_0-10", "CEBPG", 5e-8)]
+    # S2 and S3 add no TF beyond CEBPB/CEBPE; S4 adds CEBPG
+    assert _tf_groups(found) == ["CEBPB/CEBPE", "CEBPG", "CTCF"]
+
+
+def test_grammar_table_lists_frequent_orders_that_are_not_the_main_one():
+    # as layer-5 neuron 24 of the example: the dimer is the order of 20 of its 91 PPMs
+    def order(text, n):
+        return {"text": text, "motifs": text.split("-")[::2], "subsets": list(range(n))}
+
+    grammars = {"24": {"text": "D3", "sites": {str(i): [] for i in range(91)},
+                       "orders": [order("D3", 42), order("CTCF-6N-CEBPB", 20), order("D5", 15),
+                                  order("D4-2N-D6", 4)]},
+                "8": {"text": "CTCF", "sites": {"0": []}, "orders": [order("CTCF", 1)]}}
+    html = _grammar_table(grammars, 5)
+    rows = re.findall(r"<tr><td><code>(.*?)</code></td><td>(\d+): .*?</td><td>(\d+): (.*?)</td>",
+                      html)
+    assert [(t, int(a), int(b)) for t, a, b, _ in rows] == [
+        ("CTCF", 1, 1), ("D3", 1, 1), ("CTCF-6N-CEBPB", 0, 1)]
+    assert 'href="layer5/neuron24.html"' in rows[2][3]
