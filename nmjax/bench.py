@@ -149,7 +149,8 @@ def _run_seconds(compiled, args, repeats: int) -> float:
 
 
 def bench_layer(name: str, width: float, layer: int, population: int | None, neuron_batch: int,
-                precision: str, population_chunk: int | str | None, repeats: int) -> dict:
+                precision: str, population_chunk: int | str | None, repeats: int,
+                deep_conv: str = "conv") -> dict:
     """Scoring and GA-generation throughput of one layer (see the module docstring).
 
     The fp32 matmul peak is measured again inside the case, so the fraction of peak compares
@@ -169,7 +170,8 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     bases = jax.random.randint(key, (batch, pop, n_len), 0, 4).astype(jnp.int8)
     x = jax.nn.one_hot(bases, 4, dtype=jnp.float32)
 
-    score_fn = make_score_fn(net, layer, precision=precision, population_chunk=population_chunk)
+    score_fn = make_score_fn(net, layer, precision=precision, deep_conv=deep_conv,
+                             population_chunk=population_chunk)
     score = jax.vmap(score_fn, in_axes=(None, 0, 0))
     score_prog, score_compile, score_temp = _compiled(score, net.params, x, neurons)
     score_s = _run_seconds(score_prog, (net.params, x, neurons), repeats)
@@ -190,7 +192,7 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     return {
         "model": name, "width": width, "layer": layer, "receptive_field": n_len,
         "channels": net.channels(layer), "population": pop, "neuron_batch": batch,
-        "precision": precision, "population_chunk": population_chunk,
+        "precision": precision, "deep_conv": deep_conv, "population_chunk": population_chunk,
         "forward_mflop_per_seq": round(fwd / 1e6, 4),
         "model_mflop_per_seq": round(model_flops / 1e6, 4),
         "score_compile_s": round(score_compile, 2), "score_run_s": round(score_s, 4),
@@ -382,6 +384,7 @@ def plan(args) -> tuple[list[dict], list[dict]]:
                                     "layer": layer, "population": args.population,
                                     "neuron_batch": args.neuron_batch,
                                     "precision": args.precision,
+                                    "deep_conv": args.deep_conv,
                                     "population_chunk": args.population_chunk,
                                     "repeats": args.repeats})
     decode_cases = [{"kind": "decode", "layer": layer, "batches": batches,
@@ -403,6 +406,9 @@ def parse_args(argv=None):
                    help="GA population (default: the paper's, from the receptive field)")
     p.add_argument("--neuron-batch", type=int, default=4, help="neurons per compiled call")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--deep-conv", default="conv", choices=("conv", "dot", "taps"),
+                   help="convs after the first: XLA conv, one dot on unfolded windows, or one "
+                        "dot per kernel tap (nmjax.scoring.DEEP_CONVS)")
     p.add_argument("--population-chunk", default="auto",
                    help="windows per scoring chunk, 'auto' or 'none' (nmjax.scoring)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per program (best kept)")

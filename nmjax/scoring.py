@@ -18,8 +18,14 @@ neuron (l, c) itself is one dot product of the block input with its kernel slice
 precision='bf16' casts conv inputs and kernels to bfloat16 with float32 accumulation (the
 bias, activations' arithmetic and the last dot stay float32). f then differs from the float32
 value by ~5e-3 of max|f| on Basset; re-score kept samples with precision='fp32' (or
-`make_value_fn`). On XLA CPU bf16 was not faster here (its convs do not use AMX); on a GPU it
-should be.
+`make_value_fn`). deep_conv picks how convs after the first run (`DEEP_CONVS`): XLA's conv
+('conv', default), one 2-D dot on unfolded windows ('dot', like conv 1) or one 2-D dot per
+kernel tap ('taps'); only 2-D dots take XLA CPU's bf16 (AMX) path. Measured on this 2-core
+machine (bench/results/deep_conv_variants.md; one GA generation of a full-size Basset layer-3
+neuron, P = 1,000): fp32 conv 0.85 s, bf16 conv 0.91, bf16 taps 1.08, fp32 taps 1.32, bf16
+dot 1.37, fp32 dot 1.45. The bf16 dots themselves ran 1.3-2.4x faster than fp32 at these
+shapes, but the casts, unfold/fold and per-tap slices around them cost more, so fp32 + XLA conv
+stays the default; on a GPU bf16 should pay.
 """
 from __future__ import annotations
 
@@ -59,13 +65,28 @@ def _deep_conv(h: jax.Array, kernel: jax.Array, bias: jax.Array, dtype) -> jax.A
     return z + bias
 
 
+def _tap_conv(h: jax.Array, kernel: jax.Array, bias: jax.Array, dtype) -> jax.Array:
+    """Conv layer > 1 as a sum over kernel taps of 2-D dots (P * L, C_in) x (C_in, C_out):
+    no unfolded copy of the input, and every dot can take the bf16 (AMX) path."""
+    width, cin, cout = kernel.shape
+    out_len = h.shape[-2] - width + 1
+    h, kernel = h.astype(dtype), kernel.astype(dtype)
+    z = sum(jnp.dot(h[:, i:i + out_len].reshape(-1, cin), kernel[i],
+                    preferred_element_type=jnp.float32) for i in range(width))
+    return z.reshape(h.shape[0], out_len, cout) + bias
+
+
+# How conv layers > 1 are computed: XLA's conv, one dot on unfolded windows, or per-tap dots.
+DEEP_CONVS = {"conv": _deep_conv, "dot": _first_conv, "taps": _tap_conv}
+
+
 def population_block_input(config: NetworkConfig, params, x: jax.Array, layer: int,
-                           precision: str = "fp32") -> jax.Array:
+                           precision: str = "fp32", deep_conv: str = "conv") -> jax.Array:
     """(P, N, 4) -> (P, L, C_{layer-1}): the input of conv `layer` (blocks 1..layer-1)."""
     dtype = _COMPUTE_DTYPE[precision]
     h = x
     for i, spec in enumerate(config.convs[: layer - 1], start=1):
-        conv = _first_conv if i == 1 else _deep_conv
+        conv = _first_conv if i == 1 else DEEP_CONVS[deep_conv]
         h = conv(h, params[f"conv{i}"]["kernel"], params[f"conv{i}"]["bias"], dtype)
         h = activation_fn(spec.activation)(h)
         if spec.post_affine:
@@ -74,10 +95,13 @@ def population_block_input(config: NetworkConfig, params, x: jax.Array, layer: i
     return h
 
 
-def _check(net: Network, layer: int, precision: str) -> None:
+def _check(net: Network, layer: int, precision: str, deep_conv: str) -> None:
     if precision not in PRECISIONS:
         raise NmjaxError(f"unknown scoring precision {precision!r}; choose one of "
                          f"{', '.join(PRECISIONS)}")
+    if deep_conv not in DEEP_CONVS:
+        raise NmjaxError(f"unknown deep conv implementation {deep_conv!r}; choose one of "
+                         f"{', '.join(DEEP_CONVS)}")
     if layer < 1 or layer > net.num_conv_layers:
         raise NmjaxError(f"conv layer {layer} does not exist: this network has conv layers "
                          f"1..{net.num_conv_layers}")
@@ -112,9 +136,10 @@ def _in_chunks(fn: Callable, chunk: int | None) -> Callable:
     return chunked
 
 
-def _value(config: NetworkConfig, layer: int, precision: str) -> Callable:
+def _value(config: NetworkConfig, layer: int, precision: str, deep_conv: str) -> Callable:
     def value(params, x, neuron):
-        h = population_block_input(config, params, x.astype(jnp.float32), layer, precision)
+        h = population_block_input(config, params, x.astype(jnp.float32), layer, precision,
+                                   deep_conv)
         kernel = params[f"conv{layer}"]["kernel"]
         w = jax.lax.dynamic_index_in_dim(kernel, neuron, axis=2, keepdims=False)
         b = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["bias"], neuron, keepdims=False)
@@ -123,15 +148,16 @@ def _value(config: NetworkConfig, layer: int, precision: str) -> Callable:
     return value
 
 
-def make_value_fn(net: Network, layer: int, *, precision: str = "fp32",
+def make_value_fn(net: Network, layer: int, *, precision: str = "fp32", deep_conv: str = "conv",
                   population_chunk: int | str | None = "auto"
                   ) -> Callable[[dict, jax.Array, jax.Array], jax.Array]:
     """Pure `value(params, x, neuron) -> f (P,)` for windows x (P, N_layer, 4)."""
-    _check(net, layer, precision)
-    return _in_chunks(_value(net.config, layer, precision), _chunk_size(layer, population_chunk))
+    _check(net, layer, precision, deep_conv)
+    return _in_chunks(_value(net.config, layer, precision, deep_conv),
+                      _chunk_size(layer, population_chunk))
 
 
-def make_score_fn(net: Network, layer: int, *, precision: str = "fp32",
+def make_score_fn(net: Network, layer: int, *, precision: str = "fp32", deep_conv: str = "conv",
                   population_chunk: int | str | None = "auto"
                   ) -> Callable[[dict, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
     """Value and input gradient of neuron `neuron` of `layer` for a population of windows.
@@ -144,8 +170,8 @@ def make_score_fn(net: Network, layer: int, *, precision: str = "fp32",
     Under jit, a caller that uses only f pays only the forward pass (the gradient is dead code,
     also inside the chunk loop).
     """
-    _check(net, layer, precision)
-    value = _value(net.config, layer, precision)
+    _check(net, layer, precision, deep_conv)
+    value = _value(net.config, layer, precision, deep_conv)
 
     def score(params, x, neuron):
         f, pullback = jax.vjp(lambda x: value(params, x, neuron), x)

@@ -75,3 +75,27 @@ def test_rounds_rule():
     rng = np.random.default_rng(0)
     assert rounds_sufficient(0.99 + 0.01 * rng.normal(size=30), cfg)
     assert not rounds_sufficient(0.95 + 0.05 * rng.normal(size=30), cfg)
+
+
+def test_first_conv_isometry_preserves_feature_distances_and_clusters():
+    """Clustering layer 1 through the isometry gives the feature maps' distances and partition."""
+    from nmjax.decoupling import cluster, decoupling_features, feature_map
+
+    net = toy_network()
+    rng = np.random.default_rng(5)
+    n = net.receptive_field(2)
+    bases = rng.integers(0, 4, (300, n)).astype(np.uint8)
+    for row, o in zip(bases[:150], rng.integers(0, 3, 150)):  # two planted groups
+        row[o:o + 8] = [0, 1, 2, 3, 3, 2, 1, 0]
+    full = feature_map(net, bases, 1, 320).astype(np.float64)  # same padding rows
+    reduced, dim = decoupling_features(net, bases, 1, 320)
+    assert dim == full.shape[1] and reduced.shape[1] <= min(4 * n, dim)
+    assert np.all(reduced[300:] == 0)
+    d_full = ((full[:300, None] - full[None, :300]) ** 2).sum(-1)
+    d_reduced = ((reduced[:300, None].astype(np.float64) - reduced[None, :300]) ** 2).sum(-1)
+    np.testing.assert_allclose(d_reduced, d_full, rtol=1e-4, atol=1e-4 * d_full.max())
+    f = rng.uniform(0.1, 2.0, 300).astype(np.float32)
+    cfg = DecodeConfig(kmeans_restarts=2)
+    parts_full = cluster(jax.random.key(2), full.astype(np.float32), f, 3, cfg)
+    parts_reduced = cluster(jax.random.key(2), reduced, f, 3, cfg, dim)
+    assert sorted(map(tuple, parts_full)) == sorted(map(tuple, parts_reduced))

@@ -122,6 +122,25 @@ def test_bf16_score_is_close_to_fp32(net):
     assert not np.array_equal(np.asarray(f16), np.asarray(f32))  # bf16 really ran
 
 
+@pytest.mark.parametrize("deep_conv", ["dot", "taps"])
+def test_deep_conv_as_dots_matches_xla_conv(net, deep_conv):
+    """fp32: the unfolded-window dot and the per-tap dots give XLA's conv values and gradient;
+    bf16 through them stays within the documented bf16 tolerance (3e-2 of max|f|)."""
+    layer = net.num_conv_layers
+    x = _population(net, layer, seed=13)
+    f, g = jax.jit(make_score_fn(net, layer))(net.params, x, jnp.int32(2))
+    f_d, g_d = jax.jit(make_score_fn(net, layer, deep_conv=deep_conv))(net.params, x,
+                                                                        jnp.int32(2))
+    np.testing.assert_allclose(f_d, f, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(g_d, g, rtol=1e-5, atol=1e-5)
+    f16, g16 = jax.jit(make_score_fn(net, layer, precision="bf16", deep_conv=deep_conv))(
+        net.params, x, jnp.int32(2))
+    assert float(jnp.abs(f16 - f).max()) <= 3e-2 * float(jnp.abs(f).max())
+    cosine = jnp.sum(g16 * g) / (jnp.linalg.norm(g16) * jnp.linalg.norm(g))
+    assert float(cosine) >= 0.99
+    assert not np.array_equal(np.asarray(f16), np.asarray(f))
+
+
 def test_bad_precision_and_layer_are_named(net):
     with pytest.raises(NmjaxError, match="precision 'fp16'"):
         make_score_fn(net, 1, precision="fp16")
@@ -129,6 +148,8 @@ def test_bad_precision_and_layer_are_named(net):
         make_score_fn(net, 9)
     with pytest.raises(NmjaxError, match="population_chunk"):
         make_score_fn(net, 1, population_chunk=0)
+    with pytest.raises(NmjaxError, match="deep conv implementation 'fft'"):
+        make_score_fn(net, 2, deep_conv="fft")
 
 
 def test_bench_flop_count_by_hand():
