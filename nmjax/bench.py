@@ -404,7 +404,7 @@ def parse_args(argv=None):
     p.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's, from the receptive field)")
-    p.add_argument("--neuron-batch", type=int, default=4, help="neurons per compiled call")
+    p.add_argument("--neuron-batch", type=int, default=1, help="neurons per compiled call")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--deep-conv", default="conv", choices=("conv", "dot", "taps"),
                    help="convs after the first: XLA conv, one dot on unfolded windows, or one "

@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GA population (default: the paper's clip(N/20*1000, 2000, 5000))")
     p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: 200)")
     p.add_argument("--batch", type=int, default=None,
-                   help="neurons per call of a layer's compiled GA program (default: 4)")
+                   help="neurons per call of a layer's compiled GA program (default: 1 per device; "
+                        "raise it on a GPU)")
     p.add_argument("--out", default="nmjax-decode", help="output folder (default: nmjax-decode)")
     p.add_argument("--no-report", action="store_true",
                    help="skip matching, grammar, diagnostics and the HTML report")

@@ -49,7 +49,10 @@ class DecodeConfig:
     population: GA population (None = the paper's clip(floor(N/20)*1000, 2000, 5000)).
     rounds: decoupling rounds, an int or 'auto' (the t-test rule, up to max_rounds).
     neuron_batch: neurons per call of the layer's compiled GA program (rounded up to a
-        multiple of the device count; see nmjax.distribute).
+        multiple of the device count; see nmjax.distribute). 1 by default: on a 2-core CPU a
+        batch of 4 cost 1.7x per neuron (Basset layers 2-3) and 1.8x (example layer 3), as the
+        cores are already busy with one neuron and a batch waits for its slowest neuron; raise
+        it on a GPU.
     memory_budget: bytes of temporary GA memory per device (None = no limit); lowers the
         neuron batch of a layer whose estimated memory exceeds it (at least 1 neuron).
     """
@@ -66,7 +69,7 @@ class DecodeConfig:
     cap_every: int = 5
     enumerate_below: int = 11
     seed_from_previous: bool = True
-    neuron_batch: int = 4
+    neuron_batch: int = 1
     memory_budget: int | None = None
     rounds: int | str = "auto"
     max_rounds: int = 3
