@@ -40,6 +40,7 @@ import numpy as np
 
 from .fileio import write_text
 from .network import Network, NetworkConfig
+from .scoring import DEEP_CONVS, PRECISIONS
 
 # The authors' implementation on this machine kind, full-size Basset (../shared/anchors.md):
 # seconds per neuron, sampling + K-means, (low, high).
@@ -405,8 +406,8 @@ def parse_args(argv=None):
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's, from the receptive field)")
     p.add_argument("--neuron-batch", type=int, default=1, help="neurons per compiled call")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
-    p.add_argument("--deep-conv", default="conv", choices=("conv", "dot", "taps"),
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--deep-conv", default="conv", choices=tuple(DEEP_CONVS),
                    help="convs after the first: XLA conv, one dot on unfolded windows, or one "
                         "dot per kernel tap (nmjax.scoring.DEEP_CONVS)")
     p.add_argument("--population-chunk", default="auto",

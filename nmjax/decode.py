@@ -383,6 +383,26 @@ def first_round_config(config: DecodeConfig) -> DecodeConfig:
 
 
 # -- a layer ----------------------------------------------------------------------------
+def requested_layers(net, layers: list[int] | None) -> list[int]:
+    """The sorted conv layers to decode (None = all); a clear error for a missing one."""
+    layers = sorted(set(layers or range(1, net.num_conv_layers + 1)))
+    for l in layers:
+        net.channels(l)  # raises a clear error for a missing layer
+    return layers
+
+
+def clipped_neurons(net, layer: int, neurons: list[int] | None) -> list[int] | None:
+    """A run's `--neurons` selection (None = all) clipped to the width of `layer`; an error if
+    none of them exists there."""
+    if neurons is None:
+        return None
+    sel = [n for n in neurons if n < net.channels(layer)]
+    if not sel:
+        raise NmjaxError(f"none of the requested neurons exist in layer {layer} "
+                         f"({net.channels(layer)} neurons)")
+    return sel
+
+
 def layer_neurons(net, layer: int, neurons: list[int] | None) -> list[int]:
     """The sorted neurons to decode in `layer` (None = all); a clear error for bad ones."""
     channels = net.channels(layer)
@@ -513,9 +533,7 @@ def decode(net, layers: list[int] | None = None, neurons: list[int] | None = Non
     selection, clipped to the layer's width) and written to `out` too.
     `neurons` (default all) applies to every layer, clipped to each layer's width.
     """
-    layers = sorted(set(layers or range(1, net.num_conv_layers + 1)))
-    for l in layers:
-        net.channels(l)  # raises a clear error for a missing layer
+    layers = requested_layers(net, layers)
     if out is not None:
         check_same_run(Path(out), seed, config)
         _update_run_json(Path(out), seed, config, model, None)
@@ -530,10 +548,7 @@ def decode(net, layers: list[int] | None = None, neurons: list[int] | None = Non
     else:
         todo = layers
     for l in todo:
-        sel = None if neurons is None else [n for n in neurons if n < net.channels(l)]
-        if sel == []:
-            raise NmjaxError(f"none of the requested neurons exist in layer {l} "
-                             f"({net.channels(l)} neurons)")
+        sel = clipped_neurons(net, l, neurons)
         loaded = load_layer(out, l) if (out is not None and l not in layers) else None
         layer_result = loaded or decode_layer(net, l, sel, seed, config, out,
                                               below if needs_seed else None, progress, model)

@@ -198,14 +198,13 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
     """Sample and decouple (first round) this shard's neurons of every layer in `layers`
     (default all) into `out`, skipping finished neurons. Each layer l > 1 needs layer l-1
     complete (merged) in `out` when the GA is seeded. Returns {layer: the shard's neurons}."""
-    from .decode import (DecodeConfig, check_same_run, first_round_config, layer_neurons,
-                         load_layer, neuron_key, sample_layer, summarise_rounds)
+    from .decode import (DecodeConfig, check_same_run, clipped_neurons, first_round_config,
+                         layer_neurons, load_layer, neuron_key, requested_layers, sample_layer,
+                         summarise_rounds)
 
     config = config or DecodeConfig()
     out = Path(out)
-    layers = sorted(set(layers or range(1, net.num_conv_layers + 1)))
-    for l in layers:
-        net.channels(l)  # a clear error for a missing layer
+    layers = requested_layers(net, layers)
     check_same_run(out, seed, config)
     fingerprint = model_fingerprint(net)
     below: dict[int, object] = {}
@@ -220,8 +219,7 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
                     f"(--layers {l - 1} --shard i/{shard.count}), then `nmjax merge {out}`")
     done = {}
     for l in layers:
-        selection = layer_neurons(net, l, None if neurons is None else
-                                  [n for n in neurons if n < net.channels(l)])
+        selection = layer_neurons(net, l, clipped_neurons(net, l, neurons))
         mine = shard.select(selection)
         d = out / f"layer{l}"
         samples, timings = sample_layer(net, l, mine, seed, config, d, below.get(l), progress)
