@@ -534,12 +534,7 @@ def decode(net, layers: list[int] | None = None, neurons: list[int] | None = Non
     `neurons` (default all) applies to every layer, clipped to each layer's width.
     """
     layers = requested_layers(net, layers)
-    if out is not None:
-        check_same_run(Path(out), seed, config)
-        _update_run_json(Path(out), seed, config, model, None)
     needs_seed = config.seed_from_previous
-    results: dict[int, LayerResult] = {}
-    below = None
     if needs_seed:  # every layer below a requested one seeds it: load it or decode it
         start = layers[0]
         while start > 1 and (out is None or load_layer(out, start - 1) is None):
@@ -547,10 +542,15 @@ def decode(net, layers: list[int] | None = None, neurons: list[int] | None = Non
         todo = list(range(max(1, start - 1) if start > 1 else 1, layers[-1] + 1))
     else:
         todo = layers
+    selections = {l: clipped_neurons(net, l, neurons) for l in todo}  # bad input: nothing written
+    if out is not None:
+        check_same_run(Path(out), seed, config)
+        _update_run_json(Path(out), seed, config, model, None)
+    results: dict[int, LayerResult] = {}
+    below = None
     for l in todo:
-        sel = clipped_neurons(net, l, neurons)
         loaded = load_layer(out, l) if (out is not None and l not in layers) else None
-        layer_result = loaded or decode_layer(net, l, sel, seed, config, out,
+        layer_result = loaded or decode_layer(net, l, selections[l], seed, config, out,
                                               below if needs_seed else None, progress, model)
         if l in layers:
             results[l] = layer_result

@@ -131,4 +131,6 @@ def test_cli_baseline_method_and_errors(net, tmp_path, capsys):
     assert main(["decode", str(model), "--layers", "1", "--seed", "1", "--method", "kelley",
                  "--out", str(tmp_path / "out")]) == 2
     assert "other settings" in capsys.readouterr().err
-    assert not (tmp_path / "bad" / "layer1").exists()
+    assert main(["decode", str(model), "--neurons", "90", "--out", str(tmp_path / "bad")]) == 2
+    assert "none of the requested neurons exist in layer 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
