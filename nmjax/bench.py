@@ -39,8 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .fileio import write_text
-from .network import Network, NetworkConfig
-from .scoring import DEEP_CONVS, PRECISIONS
+from .network import Network, NetworkConfig, _maxpool, activation_fn
+from .scoring import PRECISIONS
 
 # The authors' implementation on this machine kind, full-size Basset (../shared/anchors.md):
 # seconds per neuron, sampling + K-means, (low, high).
@@ -88,8 +88,6 @@ def peak_rss_mb() -> float:
 # -- models ------------------------------------------------------------------------------
 def random_network(config: NetworkConfig, seed: int = 0, batch: int = 16) -> Network:
     """Random conv weights with BatchNorm statistics folded in (see the module docstring)."""
-    from .scoring import population_block_input
-
     config = dataclasses.replace(config, head=())
     rng = np.random.default_rng(seed)
     x = jax.nn.one_hot(rng.integers(0, 4, (batch, config.input_length)), 4, dtype=jnp.float32)
@@ -98,18 +96,20 @@ def random_network(config: NetworkConfig, seed: int = 0, batch: int = 16) -> Net
         fan_in = spec.kernel_width * spec.in_channels
         kernel = rng.normal(0, np.sqrt(2 / fan_in),
                             (spec.kernel_width, spec.in_channels, spec.channels))
-        params[f"conv{l}"] = {"kernel": kernel.astype(np.float32),
-                              "bias": np.zeros(spec.channels, np.float32)}
-        h = population_block_input(config, params, x, l)
-        z = np.asarray(jax.lax.conv_general_dilated(
-            h, jnp.asarray(kernel, jnp.float32), (1,), "VALID",
-            dimension_numbers=("NWC", "WIO", "NWC")))
+        z = np.asarray(_conv(x, jnp.asarray(kernel, jnp.float32)))
         mean, std = z.mean((0, 1)), z.std((0, 1)) + 1e-3
         gamma = rng.uniform(0.5, 1.5, spec.channels)
         beta = rng.normal(-0.3, 0.3, spec.channels)
         params[f"conv{l}"] = {"kernel": (kernel * gamma / std).astype(np.float32),
                               "bias": (beta - mean * gamma / std).astype(np.float32)}
+        x = _maxpool(activation_fn(spec.activation)(_conv(x, params[f"conv{l}"]["kernel"])
+                                                    + params[f"conv{l}"]["bias"]), spec.pool)
     return Network(config, params)
+
+
+def _conv(x: jax.Array, kernel) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, jnp.asarray(kernel), (1,), "VALID",
+                                        dimension_numbers=("NWC", "WIO", "NWC"))
 
 
 def model(name: str, width: float) -> Network:
@@ -150,15 +150,14 @@ def _run_seconds(compiled, args, repeats: int) -> float:
 
 
 def bench_layer(name: str, width: float, layer: int, population: int | None, neuron_batch: int,
-                precision: str, population_chunk: int | str | None, repeats: int,
-                deep_conv: str = "conv") -> dict:
+                precision: str, population_chunk: int | str | None, repeats: int) -> dict:
     """Scoring and GA-generation throughput of one layer (see the module docstring).
 
     The fp32 matmul peak is measured again inside the case, so the fraction of peak compares
     two figures taken under the same load of a shared machine.
     """
     from . import sampling
-    from .scoring import make_score_fn
+    from .scoring import make_score_fn, make_value_fn
 
     load_before = load_average()
     peak = matmul_peak(repeats=3)["fp32_peak"]
@@ -171,7 +170,8 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     bases = jax.random.randint(key, (batch, pop, n_len), 0, 4).astype(jnp.int8)
     x = jax.nn.one_hot(bases, 4, dtype=jnp.float32)
 
-    score_fn = make_score_fn(net, layer, precision=precision, deep_conv=deep_conv,
+    score_fn = make_score_fn(net, layer, precision=precision, population_chunk=population_chunk)
+    value_fn = make_value_fn(net, layer, precision=precision,
                              population_chunk=population_chunk)
     score = jax.vmap(score_fn, in_axes=(None, 0, 0))
     score_prog, score_compile, score_temp = _compiled(score, net.params, x, neurons)
@@ -179,8 +179,9 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
 
     settings = sampling.GASettings(population=pop, length=n_len,
                                    shifts=net.shift_multiplicity(layer), elite_fraction=0.1,
-                                   max_generations=200, patience=10, mutation="reference")
-    step = jax.vmap(functools.partial(sampling.ga_generation, score_fn, settings),
+                                   max_generations=200, patience=10, mutation="reference",
+                                   precision=precision)
+    step = jax.vmap(functools.partial(sampling.ga_generation, score_fn, value_fn, settings),
                     in_axes=(None, 0, 0))
     state = sampling.Population(bases=bases, key=jax.random.split(key, batch),
                                 best_mean=jnp.full(batch, -jnp.inf), stall=jnp.zeros(batch, int),
@@ -193,7 +194,7 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     return {
         "model": name, "width": width, "layer": layer, "receptive_field": n_len,
         "channels": net.channels(layer), "population": pop, "neuron_batch": batch,
-        "precision": precision, "deep_conv": deep_conv, "population_chunk": population_chunk,
+        "precision": precision, "population_chunk": population_chunk,
         "forward_mflop_per_seq": round(fwd / 1e6, 4),
         "model_mflop_per_seq": round(model_flops / 1e6, 4),
         "score_compile_s": round(score_compile, 2), "score_run_s": round(score_s, 4),
@@ -210,7 +211,8 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     }
 
 
-def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None) -> dict:
+def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None,
+                   precision: str) -> dict:
     """Decode batches of neurons of the full-size Basset as the decoder does (one GA program
     call per generation for a batch), timing sampling and decoupling apart.
 
@@ -223,7 +225,7 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
 
     load_before = load_average()
     net = model("basset", 1.0)
-    config = DecodeConfig()
+    config = DecodeConfig(precision=precision)
     if max_samples is not None:
         config = dataclasses.replace(config, max_samples=max_samples,
                                      per_bin=max(1, max_samples // config.sample_bins))
@@ -245,7 +247,8 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     count = sum(len(r["neurons"]) for r in steady)
     per_neuron = sum(r["sampling_s"] + r["decoupling_s"] for r in steady) / count
     authors = AUTHORS_SECONDS_PER_NEURON[layer][0]
-    return {"layer": layer, "max_samples": config.max_samples, "batches": rows,
+    return {"layer": layer, "max_samples": config.max_samples, "precision": precision,
+            "batches": rows,
             "includes_compile": len(rows) == 1,
             "seconds_per_neuron": round(per_neuron, 2),
             "kmeans_s_per_neuron": round(sum(r["decoupling_s"] for r in steady) / count, 2),
@@ -385,11 +388,10 @@ def plan(args) -> tuple[list[dict], list[dict]]:
                                     "layer": layer, "population": args.population,
                                     "neuron_batch": args.neuron_batch,
                                     "precision": args.precision,
-                                    "deep_conv": args.deep_conv,
                                     "population_chunk": args.population_chunk,
                                     "repeats": args.repeats})
     decode_cases = [{"kind": "decode", "layer": layer, "batches": batches,
-                     "max_samples": args.decode_max_samples}
+                     "max_samples": args.decode_max_samples, "precision": args.precision}
                     for layer, batches in args.decode.items()]
     return layer_cases, decode_cases
 
@@ -407,9 +409,6 @@ def parse_args(argv=None):
                    help="GA population (default: the paper's, from the receptive field)")
     p.add_argument("--neuron-batch", type=int, default=1, help="neurons per compiled call")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
-    p.add_argument("--deep-conv", default="conv", choices=tuple(DEEP_CONVS),
-                   help="convs after the first: XLA conv, one dot on unfolded windows, or one "
-                        "dot per kernel tap (nmjax.scoring.DEEP_CONVS)")
     p.add_argument("--population-chunk", default="auto",
                    help="windows per scoring chunk, 'auto' or 'none' (nmjax.scoring)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per program (best kept)")

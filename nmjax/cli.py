@@ -86,7 +86,8 @@ def cmd_decode(args) -> int:
                                    ("memory_budget", None if args.memory_budget is None
                                     else parse_size(args.memory_budget))) if v is not None}
     config = dataclasses.replace(DecodeConfig(method=args.method, mutation=args.mutation,
-                                              rounds=rounds), **overrides)
+                                              rounds=rounds, precision=args.precision),
+                                 **overrides)
     layers = parse_range(args.layers, "--layers") if args.layers else None
     neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
     shard = Shard.parse(args.shard) if args.shard else None
@@ -249,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("neuronmotif", "kelley", "alipanahi", "saliency"))
     p.add_argument("--mutation", default="reference", choices=("reference", "paper", "continuous"),
                    help="GA mutation rule (default: reference)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="GA passes in bf16 or fp32; auto: bf16 below convs of >= 128 channels "
+                        "(kept samples are re-scored in fp32 either way)")
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's clip(N/20*1000, 2000, 5000))")
     p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: 200)")

@@ -36,6 +36,7 @@ import numpy as np
 
 from . import baselines, decoupling, distribute, motifs, sampling
 from .errors import NmjaxError
+from .scoring import PRECISIONS
 from .fileio import atomic_path, write_text
 from .meme import Motif, write_meme
 
@@ -55,10 +56,14 @@ class DecodeConfig:
         it on a GPU.
     memory_budget: bytes of temporary GA memory per device (None = no limit); lowers the
         neuron batch of a layer whose estimated memory exceeds it (at least 1 neuron).
+    precision: the GA's forward and gradient passes in 'fp32', 'bf16' or 'auto' (bf16 where a
+        conv below the layer is wide: `nmjax.scoring.layer_precision`); the f of every kept
+        sample is re-scored in float32 (`sampling.rescore`), so outputs carry float32 values.
     """
 
     method: str = "neuronmotif"
     mutation: str = "reference"
+    precision: str = "auto"
     population: int | None = None
     elite_fraction: float = 0.1
     max_generations: int = 200
@@ -93,6 +98,9 @@ class DecodeConfig:
                              f"{', '.join(sampling.MUTATION_RULES)}")
         if not (self.rounds == "auto" or (isinstance(self.rounds, int) and self.rounds >= 1)):
             raise NmjaxError(f"rounds must be 'auto' or a positive integer, not {self.rounds!r}")
+        if self.precision not in ("auto",) + PRECISIONS:
+            raise NmjaxError(f"unknown precision {self.precision!r}; choose from auto, "
+                             f"{', '.join(PRECISIONS)}")
         if self.neuron_batch < 1:
             raise NmjaxError(f"neuron_batch must be at least 1, not {self.neuron_batch}")
         if self.memory_budget is not None and self.memory_budget < 1:

@@ -38,11 +38,12 @@ from .errors import NmjaxError
 from .fileio import write_text
 
 NEURON_AXIS = "neurons"
-# Temporary bytes per neuron of one GA call / (population x `activation_floats` x 4 bytes).
-# Calibrated with `ga_temp_bytes` (XLA CPU, jax 0.10.2, fp32, batch 2 minus batch 1): 0.68-1.18
-# on the toy network and Basset / BD-10 at width 0.25, layers 2-3 without population chunking
-# (0.14 on Basset layer 2, which the scorer chunks); 1.5 keeps the estimate above all of them.
-MEMORY_FACTOR = 1.5
+# Temporary bytes per neuron of one GA call ~ CHUNK_FACTOR x (one scoring chunk's
+# `activation_floats` x 4 bytes) + WINDOW_FACTOR x (population x N x 4 one-hot floats x 4 bytes).
+# Calibrated with `ga_temp_bytes` (XLA CPU, jax 0.10.2, batch 2 minus batch 1) on the toy
+# network, the example's layers 3 and 5, Basset layers 2-3 (bf16) and BD-10 layer 8: the
+# estimate is 1.3-3.8x the measured bytes on all of them.
+CHUNK_FACTOR, WINDOW_FACTOR = 2, 8
 
 
 # -- devices ----------------------------------------------------------------------------
@@ -94,12 +95,15 @@ def activation_floats(net, layer: int) -> int:
 
 
 def ga_bytes_per_neuron(net, layer: int, config) -> int:
-    """Estimated temporary bytes of one neuron in one call of the layer's GA program:
-    MEMORY_FACTOR x population x `activation_floats` x 4 bytes."""
+    """Estimated temporary bytes of one neuron in one call of the layer's GA program (the
+    population is scored in chunks: `nmjax.scoring.chunk_size`)."""
     from .sampling import ga_settings
+    from .scoring import chunk_size
 
     population = ga_settings(net, layer, config).population
-    return int(MEMORY_FACTOR * population * activation_floats(net, layer) * 4)
+    chunk = min(chunk_size(net.config, layer), population)
+    return int(CHUNK_FACTOR * chunk * activation_floats(net, layer) * 4
+               + WINDOW_FACTOR * population * net.receptive_field(layer) * 16)
 
 
 def neuron_batch(net, layer: int, config, neurons: int) -> int:
@@ -116,7 +120,7 @@ def neuron_batch(net, layer: int, config, neurons: int) -> int:
 
 def ga_temp_bytes(net, layer: int, config, batch: int) -> int:
     """XLA's temporary bytes of one compiled call of the layer's GA program for `batch` neurons
-    (`memory_analysis`): what `MEMORY_FACTOR` is calibrated against."""
+    (`memory_analysis`): what `CHUNK_FACTOR` and `WINDOW_FACTOR` are calibrated against."""
     from . import sampling
 
     settings = sampling.ga_settings(net, layer, config)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import distribute
-from .scoring import make_score_fn
+from .scoring import layer_precision, make_score_fn, make_value_fn
 
 if TYPE_CHECKING:  # DecodeConfig lives in decode.py, which imports this module
     from .decode import DecodeConfig
@@ -180,6 +180,7 @@ class GASettings:
     max_generations: int
     patience: int
     mutation: str
+    precision: str
 
 
 def mutation_distribution(x: jax.Array, g: jax.Array, rule: str) -> jax.Array:
@@ -205,7 +206,7 @@ def _draw(key: jax.Array, p: jax.Array, shape: tuple[int, ...] = ()) -> jax.Arra
     cdf = jnp.cumsum(p, axis=-1)
     u = jax.random.uniform(key, shape + p.shape[:-1]) * cdf[..., -1]
     if p.ndim == 1:
-        idx = jnp.searchsorted(cdf, u, side="right")
+        idx = jnp.searchsorted(cdf, u, side="right", method="sort")
     else:
         idx = jnp.sum(cdf <= u[..., None], axis=-1)
     return jnp.minimum(idx, p.shape[-1] - 1)
@@ -218,9 +219,13 @@ def _rotate(bases: jax.Array, shift: jax.Array) -> jax.Array:
     return jnp.take_along_axis(bases, idx, axis=1)
 
 
-def ga_generation(score, settings: GASettings, params, pop: Population, neuron: jax.Array
-                  ) -> tuple[Population, Generation]:
+def ga_generation(score, value, settings: GASettings, params, pop: Population,
+                  neuron: jax.Array) -> tuple[Population, Generation]:
     """One GA generation of one neuron (method-notes §1, steps 1-6 and the stop rule).
+
+    `score` gives the input gradient that sets the mutation probabilities, `value` the f of the
+    mutated population that selection, the stop rule and the recorded samples use (both at
+    `settings.precision`; `run_ga` re-scores the kept samples in float32).
 
     A finished population (`done`) is returned unchanged and its buffer marked inactive, so a
     vmapped batch runs until its slowest neuron stops.
@@ -231,7 +236,7 @@ def ga_generation(score, settings: GASettings, params, pop: Population, neuron: 
     _, g = score(params, x, neuron)
     q = mutation_distribution(x, g, s.mutation)
     new = _draw(k_mut, q).astype(jnp.int8)
-    f, _ = score(params, jax.nn.one_hot(new, 4, dtype=jnp.float32), neuron)
+    f = value(params, jax.nn.one_hot(new, 4, dtype=jnp.float32), neuron)
 
     mean_f = f.mean()
     improved = mean_f > pop.best_mean
@@ -306,8 +311,9 @@ def _seed_one(key, bases, contribution, consensus, n_subsets, draws, prev_pool, 
 @functools.lru_cache(maxsize=16)
 def _ga_step(net: "Network", layer: int, settings: GASettings):
     """The jitted, neuron-vmapped generation program of one layer (cached per net)."""
-    score = make_score_fn(net, layer)
-    return jax.jit(jax.vmap(functools.partial(ga_generation, score, settings),
+    score = make_score_fn(net, layer, precision=settings.precision)
+    value = make_value_fn(net, layer, precision=settings.precision)
+    return jax.jit(jax.vmap(functools.partial(ga_generation, score, value, settings),
                             in_axes=(None, 0, 0)))
 
 
@@ -335,7 +341,8 @@ def ga_settings(net: "Network", layer: int, config: "DecodeConfig") -> GASetting
     return GASettings(population=config.population or population_size(n), length=n,
                       shifts=net.shift_multiplicity(layer), elite_fraction=config.elite_fraction,
                       max_generations=config.max_generations, patience=config.patience,
-                      mutation=config.mutation)
+                      mutation=config.mutation,
+                      precision=layer_precision(net.config, layer, config.precision))
 
 
 def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
@@ -373,4 +380,33 @@ def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array]
         if bool(np.all(np.asarray(pop.done))):
             break
     generations = np.asarray(pop.generation).tolist()
-    return [finish_samples(s, config, r) for s, r in zip(sets, rngs)], generations
+    finished = [finish_samples(s, config, r) for s, r in zip(sets, rngs)]
+    if settings.precision != "fp32":
+        finished = [rescore(net, layer, n, bases, settings.population)
+                    for n, (bases, _) in zip(neurons, finished)]
+    return finished, generations
+
+
+@functools.lru_cache(maxsize=16)
+def _fp32_value(net: "Network", layer: int):
+    return jax.jit(make_value_fn(net, layer))
+
+
+def rescore(net: "Network", layer: int, neuron: int, bases: np.ndarray, batch: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """float32 f of kept samples scored in lower precision: (bases, f) with f > 0, f descending.
+
+    Scored in batches of `batch` windows (the last one padded), so one compiled program serves
+    every neuron of the layer.
+    """
+    value = _fp32_value(net, layer)
+    f = np.zeros(len(bases), np.float32)
+    for start in range(0, len(bases), batch):
+        piece = bases[start:start + batch]
+        padded = np.zeros((batch, bases.shape[1]), np.uint8)
+        padded[:len(piece)] = piece
+        x = jax.nn.one_hot(jnp.asarray(padded), 4, dtype=jnp.float32)
+        f[start:start + len(piece)] = np.asarray(value(net.params, x, jnp.int32(neuron)))[:len(piece)]
+    keep = np.flatnonzero(f > 0)
+    order = keep[np.argsort(-f[keep], kind="stable")]
+    return bases[order], f[order]

@@ -7,25 +7,21 @@ shape (P, N_layer, 4). `neuron` is a traced int, so one compiled program serves 
 (and `jax.vmap` over neurons batches many neurons into one program). `make_value_fn` is the
 same without the gradient.
 
-Why not `jax.value_and_grad(net.neuron_fn(layer))`: that computes the same numbers, but XLA's
-input gradient of the 4-channel first conv (a conv-transpose to 4 channels) runs at a fraction
-of the machine's matmul rate and dominated the hot loop. Here the first conv is one matmul on
-unfolded windows, (P * L1, k1 * 4) x (k1 * 4, C1), whose autodiff transpose is the matmul
-dz1 x W1^T followed by a fold (shifted adds) back to (P, N, 4); deeper convs stay XLA convs
-(forward and input gradient both near matmul rate there). Only blocks 1..l-1 run in full;
-neuron (l, c) itself is one dot product of the block input with its kernel slice.
+The pass is written out by hand (forward, then the input gradient) instead of
+`jax.value_and_grad(net.neuron_fn(layer))`, which computes the same numbers (tests compare them)
+but ran 2x slower on this CPU (bench/results/): every conv is ONE 2-D dot on unfolded windows,
+(P * L, k * C_in) x (k * C_in, C_out), and its input gradient one 2-D dot with the transposed
+kernel, prepared once outside the population loop, followed by a fold (a fused sum of shifted
+copies). XLA CPU runs such dots through its matmul library (bf16 on the AMX units), while its
+conv-transpose to the 4 one-hot channels and its scatter-add fold ran far below matmul rate.
+Max-pool gradients split ties evenly, as JAX's own rule does. Only blocks 1..l-1 run in full;
+neuron (l, c) itself is one dot product of the block input with its kernel slice. The population
+is scored in sequential chunks (`lax.map`) sized so a chunk's activations stay in cache.
 
-precision='bf16' casts conv inputs and kernels to bfloat16 with float32 accumulation (the
-bias, activations' arithmetic and the last dot stay float32). f then differs from the float32
-value by ~5e-3 of max|f| on Basset; re-score kept samples with precision='fp32' (or
-`make_value_fn`). deep_conv picks how convs after the first run (`DEEP_CONVS`): XLA's conv
-('conv', default), one 2-D dot on unfolded windows ('dot', like conv 1) or one 2-D dot per
-kernel tap ('taps'); only 2-D dots take XLA CPU's bf16 (AMX) path. Measured on this 2-core
-machine (bench/results/deep_conv_variants.md; one GA generation of a full-size Basset layer-3
-neuron, P = 1,000): fp32 conv 0.85 s, bf16 conv 0.91, bf16 taps 1.08, fp32 taps 1.32, bf16
-dot 1.37, fp32 dot 1.45. The bf16 dots themselves ran 1.3-2.4x faster than fp32 at these
-shapes, but the casts, unfold/fold and per-tap slices around them cost more, so fp32 + XLA conv
-stays the default; on a GPU bf16 should pay.
+precision='bf16' feeds the dots bfloat16 inputs and kernels with float32 accumulation
+(biases, activations, pools and the last dot stay float32): f then differs from the float32
+value by ~5e-3 of max|f| on Basset and the gradient by a cosine > 0.99; the decoder uses it for
+the GA's mutation gradients only and keeps every f it records in float32 (`DecodeConfig`).
 """
 from __future__ import annotations
 
@@ -35,10 +31,17 @@ import jax
 import jax.numpy as jnp
 
 from .errors import NmjaxError
-from .network import Network, NetworkConfig, _maxpool, activation_fn
+from .network import Network, NetworkConfig, activation_fn, receptive_field
 
 PRECISIONS = ("fp32", "bf16")
-AUTO_CHUNK = 128  # windows per chunk where population_chunk='auto' chunks (see make_score_fn)
+# precision='auto' picks bf16 for a layer when a conv below it is at least this wide: Basset's
+# 300-channel first conv ran its layer-2/3 passes 1.5-2.9x faster in bf16, while the 24-32
+# channel convs of the bundled example ran 10-40 % slower (casts cost more than the dots save).
+BF16_MIN_CHANNELS = 128
+# Elements of the largest per-window intermediate (an unfolded conv input or a conv output)
+# held per chunk of the population: 1e6 (chunks of 101 and 10 windows on Basset layers 2 and 3)
+# ran as fast as any size tried (25-464 and 10-49 windows) and faster than larger ones.
+CHUNK_ELEMENTS = 1_000_000
 _COMPUTE_DTYPE = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 
@@ -48,134 +51,169 @@ def unfold_windows(h: jax.Array, width: int) -> jax.Array:
     return jnp.concatenate([h[..., i:i + out_len, :] for i in range(width)], axis=-1)
 
 
-def _first_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, dtype) -> jax.Array:
-    """Conv layer 1 as one matmul on unfolded windows (its transpose is a matmul plus a fold)."""
-    width, cin, cout = kernel.shape
-    windows = unfold_windows(x.astype(dtype), width)
-    z = jnp.dot(windows.reshape(-1, width * cin), kernel.astype(dtype).reshape(width * cin, cout),
-                preferred_element_type=jnp.float32)  # a 2-D dot: XLA CPU runs it faster
-    return z.reshape(*windows.shape[:-1], cout) + bias
+def fold_windows(u: jax.Array, width: int) -> jax.Array:
+    """Transpose of `unfold_windows`: (..., L', width * C) -> (..., L' + width - 1, C), each
+    window's entries added back at their positions (one fused sum of shifted copies)."""
+    u = u.reshape(*u.shape[:-1], width, u.shape[-1] // width)
+    lead = [(0, 0)] * (u.ndim - 3)
+    return sum(jnp.pad(u[..., i, :], lead + [(i, width - 1 - i), (0, 0)]) for i in range(width))
 
 
-def _deep_conv(h: jax.Array, kernel: jax.Array, bias: jax.Array, dtype) -> jax.Array:
-    """Conv layer > 1: XLA's valid conv (forward and input gradient both matmul-like here)."""
-    z = jax.lax.conv_general_dilated(h.astype(dtype), kernel.astype(dtype), (1,), "VALID",
-                                     dimension_numbers=("NWC", "WIO", "NWC"),
-                                     preferred_element_type=jnp.float32)
-    return z + bias
+def _pool(a: jax.Array, pool: int) -> jax.Array:
+    """Max-pool over positions (stride = size, remainder dropped), as `network._maxpool`."""
+    if pool == 1:
+        return a
+    length = a.shape[-2] // pool * pool
+    return a[..., :length, :].reshape(*a.shape[:-2], length // pool, pool, a.shape[-1]).max(-2)
 
 
-def _tap_conv(h: jax.Array, kernel: jax.Array, bias: jax.Array, dtype) -> jax.Array:
-    """Conv layer > 1 as a sum over kernel taps of 2-D dots (P * L, C_in) x (C_in, C_out):
-    no unfolded copy of the input, and every dot can take the bf16 (AMX) path."""
-    width, cin, cout = kernel.shape
-    out_len = h.shape[-2] - width + 1
-    h, kernel = h.astype(dtype), kernel.astype(dtype)
-    z = sum(jnp.dot(h[:, i:i + out_len].reshape(-1, cin), kernel[i],
-                    preferred_element_type=jnp.float32) for i in range(width))
-    return z.reshape(h.shape[0], out_len, cout) + bias
+def _pool_grad(d: jax.Array, a: jax.Array, pooled: jax.Array, pool: int) -> jax.Array:
+    """Gradient of `_pool` at input a: d goes to the maximal entries, ties share it evenly."""
+    if pool == 1:
+        return d
+    c, length, ch = a.shape
+    kept = length // pool * pool
+    win = a[:, :kept].reshape(c, kept // pool, pool, ch)
+    hit = (win == pooled[:, :, None, :]).astype(d.dtype)
+    share = hit / hit.sum(axis=2, keepdims=True)
+    g = (share * d[:, :, None, :]).reshape(c, kept, ch)
+    return jnp.pad(g, ((0, 0), (0, length - kept), (0, 0)))
 
 
-# How conv layers > 1 are computed: XLA's conv, one dot on unfolded windows, or per-tap dots.
-DEEP_CONVS = {"conv": _deep_conv, "dot": _first_conv, "taps": _tap_conv}
-
-
-def population_block_input(config: NetworkConfig, params, x: jax.Array, layer: int,
-                           precision: str = "fp32", deep_conv: str = "conv") -> jax.Array:
-    """(P, N, 4) -> (P, L, C_{layer-1}): the input of conv `layer` (blocks 1..layer-1)."""
-    dtype = _COMPUTE_DTYPE[precision]
-    h = x
+def _kernels(config: NetworkConfig, params, layer: int, dtype) -> list[dict]:
+    """Blocks 1..layer-1 as 2-D kernels (k * C_in, C_out) and their transposes, cast once."""
+    blocks = []
     for i, spec in enumerate(config.convs[: layer - 1], start=1):
-        conv = _first_conv if i == 1 else DEEP_CONVS[deep_conv]
-        h = conv(h, params[f"conv{i}"]["kernel"], params[f"conv{i}"]["bias"], dtype)
-        h = activation_fn(spec.activation)(h)
-        if spec.post_affine:
-            h = h * params[f"conv{i}_post_scale"] + params[f"conv{i}_post_shift"]
-        h = _maxpool(h, spec.pool)
-    return h
+        kernel = params[f"conv{i}"]["kernel"]
+        flat = kernel.reshape(-1, kernel.shape[-1])
+        post = ((params[f"conv{i}_post_scale"], params[f"conv{i}_post_shift"])
+                if spec.post_affine else None)
+        blocks.append({"w": flat.astype(dtype), "wt": flat.T.astype(dtype),
+                       "b": params[f"conv{i}"]["bias"], "post": post})
+    return blocks
 
 
-def _check(net: Network, layer: int, precision: str, deep_conv: str) -> None:
-    if precision not in PRECISIONS:
-        raise NmjaxError(f"unknown scoring precision {precision!r}; choose one of "
-                         f"{', '.join(PRECISIONS)}")
-    if deep_conv not in DEEP_CONVS:
-        raise NmjaxError(f"unknown deep conv implementation {deep_conv!r}; choose one of "
-                         f"{', '.join(DEEP_CONVS)}")
-    if layer < 1 or layer > net.num_conv_layers:
-        raise NmjaxError(f"conv layer {layer} does not exist: this network has conv layers "
-                         f"1..{net.num_conv_layers}")
+def _elementwise(spec, post) -> Callable[[jax.Array], jax.Array]:
+    """Activation, then the BatchNorm that follows it (if any), of one conv block."""
+    act = activation_fn(spec.activation)
+    if post is None:
+        return act
+    return lambda z: act(z) * post[0] + post[1]
 
 
-def _chunk_size(layer: int, population_chunk: int | str | None) -> int | None:
-    """'auto': `AUTO_CHUNK` at layer 2, else None (see `make_score_fn`)."""
-    if population_chunk == "auto":
-        return AUTO_CHUNK if layer == 2 else None
-    if population_chunk is not None and (not isinstance(population_chunk, int)
-                                         or population_chunk < 1):
-        raise NmjaxError(f"population_chunk must be a positive integer, 'auto' or None, not "
-                         f"{population_chunk!r}")
-    return population_chunk
+def _neuron_kernel(params, layer: int, neuron: jax.Array) -> tuple[jax.Array, jax.Array]:
+    kernel = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["kernel"], neuron, axis=2,
+                                          keepdims=False)
+    bias = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["bias"], neuron, keepdims=False)
+    return kernel, bias
 
 
-def _in_chunks(fn: Callable, chunk: int | None) -> Callable:
-    """fn(params, x, neuron) applied to sequential chunks of the population (`lax.map`)."""
-    if chunk is None:
-        return fn
+def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
+    """score(blocks, w, b, x) -> f or (f, g) for one chunk of windows x (C, N, 4)."""
+    specs = config.convs[: layer - 1]
 
-    def chunked(params, x, neuron):
+    def run(blocks, w, b, x):
+        h, saved = x, []
+        for spec, blk in zip(specs, blocks):
+            width = spec.kernel_width
+            u = unfold_windows(h.astype(dtype), width)
+            z = jnp.dot(u.reshape(-1, u.shape[-1]), blk["w"], preferred_element_type=jnp.float32)
+            z = z.reshape(*u.shape[:-1], -1) + blk["b"]
+            fn = _elementwise(spec, blk["post"])
+            a = fn(z)
+            pooled = _pool(a, spec.pool)
+            saved.append((z, a, pooled, fn))
+            h = pooled
+        f = jnp.einsum("plc,lc->p", h[:, : w.shape[0]], w) + b
+        if not with_grad:
+            return f
+        d = jnp.pad(jnp.broadcast_to(w, (h.shape[0],) + w.shape),
+                    ((0, 0), (0, h.shape[1] - w.shape[0]), (0, 0)))
+        for spec, blk, (z, a, pooled, fn) in zip(specs[::-1], blocks[::-1], saved[::-1]):
+            d = _pool_grad(d, a, pooled, spec.pool)
+            _, pullback = jax.vjp(fn, z)
+            (dz,) = pullback(d)
+            du = jnp.dot(dz.reshape(-1, dz.shape[-1]).astype(dtype), blk["wt"],
+                         preferred_element_type=jnp.float32)
+            d = fold_windows(du.reshape(*dz.shape[:-1], -1), spec.kernel_width)
+        return f, d
+
+    return run
+
+
+def chunk_size(config: NetworkConfig, layer: int) -> int:
+    """Windows per chunk: `CHUNK_ELEMENTS` over the largest per-window intermediate."""
+    widths = [s.kernel_width for s in config.convs]
+    length = receptive_field(widths, [s.pool for s in config.convs], layer)
+    channels, largest = 4, 1
+    for spec in config.convs[: layer - 1]:
+        out_len = length - spec.kernel_width + 1
+        largest = max(largest, out_len * spec.kernel_width * channels, out_len * spec.channels)
+        length, channels = out_len // spec.pool, spec.channels
+    return max(1, CHUNK_ELEMENTS // largest)
+
+
+def _in_chunks(run: Callable, config: NetworkConfig, layer: int, precision: str,
+               population_chunk: int | str | None) -> Callable:
+    """fn(params, x, neuron) over sequential chunks of the population (`lax.map`)."""
+    dtype = _COMPUTE_DTYPE[precision]
+    chunk = chunk_size(config, layer) if population_chunk == "auto" else population_chunk
+
+    def scored(params, x, neuron):
+        blocks = _kernels(config, params, layer, dtype)
+        w, b = _neuron_kernel(params, layer, neuron)
+        x = x.astype(jnp.float32)
         size = x.shape[0]
-        if chunk >= size:
-            return fn(params, x, neuron)
+        if chunk is None or chunk >= size:
+            return run(blocks, w, b, x)
         count = -(-size // chunk)
         padded = jnp.pad(x, ((0, count * chunk - size), (0, 0), (0, 0)))
-        out = jax.lax.map(lambda piece: fn(params, piece, neuron),
+        out = jax.lax.map(lambda piece: run(blocks, w, b, piece),
                           padded.reshape(count, chunk, *x.shape[1:]))
         return jax.tree_util.tree_map(lambda a: a.reshape(-1, *a.shape[2:])[:size], out)
 
-    return chunked
+    return scored
 
 
-def _value(config: NetworkConfig, layer: int, precision: str, deep_conv: str) -> Callable:
-    def value(params, x, neuron):
-        h = population_block_input(config, params, x.astype(jnp.float32), layer, precision,
-                                   deep_conv)
-        kernel = params[f"conv{layer}"]["kernel"]
-        w = jax.lax.dynamic_index_in_dim(kernel, neuron, axis=2, keepdims=False)
-        b = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["bias"], neuron, keepdims=False)
-        return jnp.einsum("plc,lc->p", h[:, : w.shape[0]].astype(jnp.float32), w) + b
-
-    return value
+def layer_precision(config: NetworkConfig, layer: int, precision: str) -> str:
+    """'fp32' or 'bf16' for one layer's GA passes; 'auto' chooses by `BF16_MIN_CHANNELS`."""
+    if precision != "auto":
+        return precision
+    wide = any(spec.channels >= BF16_MIN_CHANNELS for spec in config.convs[: layer - 1])
+    return "bf16" if wide else "fp32"
 
 
-def make_value_fn(net: Network, layer: int, *, precision: str = "fp32", deep_conv: str = "conv",
+def _check(net: Network, layer: int, precision: str,
+           population_chunk: int | str | None) -> None:
+    if precision not in PRECISIONS:
+        raise NmjaxError(f"unknown scoring precision {precision!r}; choose one of "
+                         f"{', '.join(PRECISIONS)}")
+    if layer < 1 or layer > net.num_conv_layers:
+        raise NmjaxError(f"conv layer {layer} does not exist: this network has conv layers "
+                         f"1..{net.num_conv_layers}")
+    if population_chunk not in ("auto", None) and (not isinstance(population_chunk, int)
+                                                   or population_chunk < 1):
+        raise NmjaxError(f"population_chunk must be a positive integer, 'auto' or None, not "
+                         f"{population_chunk!r}")
+
+
+def make_value_fn(net: Network, layer: int, *, precision: str = "fp32",
                   population_chunk: int | str | None = "auto"
                   ) -> Callable[[dict, jax.Array, jax.Array], jax.Array]:
     """Pure `value(params, x, neuron) -> f (P,)` for windows x (P, N_layer, 4)."""
-    _check(net, layer, precision, deep_conv)
-    return _in_chunks(_value(net.config, layer, precision, deep_conv),
-                      _chunk_size(layer, population_chunk))
+    _check(net, layer, precision, population_chunk)
+    run = _pass(net.config, layer, _COMPUTE_DTYPE[precision], with_grad=False)
+    return _in_chunks(run, net.config, layer, precision, population_chunk)
 
 
-def make_score_fn(net: Network, layer: int, *, precision: str = "fp32", deep_conv: str = "conv",
+def make_score_fn(net: Network, layer: int, *, precision: str = "fp32",
                   population_chunk: int | str | None = "auto"
                   ) -> Callable[[dict, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
     """Value and input gradient of neuron `neuron` of `layer` for a population of windows.
 
-    population_chunk: score the population in sequential chunks of this many windows
-    (`lax.map`), bounding the activations held at once; None scores it in one piece. 'auto'
-    chunks by `AUTO_CHUNK` where that measured faster: layer 2, whose only conv is the first
-    one (the chunk's activations stay in cache: 2.3x on Basset layer 2), and not deeper (XLA
-    CPU ran the deep convs inside the loop ~3x slower on Basset layer 3).
-    Under jit, a caller that uses only f pays only the forward pass (the gradient is dead code,
-    also inside the chunk loop).
+    population_chunk: windows per sequential chunk (`lax.map`); 'auto' = `chunk_size`, None =
+    the whole population in one piece.
     """
-    _check(net, layer, precision, deep_conv)
-    value = _value(net.config, layer, precision, deep_conv)
-
-    def score(params, x, neuron):
-        f, pullback = jax.vjp(lambda x: value(params, x, neuron), x)
-        (g,) = pullback(jnp.ones_like(f))
-        return f, g
-
-    return _in_chunks(score, _chunk_size(layer, population_chunk))
+    _check(net, layer, precision, population_chunk)
+    run = _pass(net.config, layer, _COMPUTE_DTYPE[precision], with_grad=True)
+    return _in_chunks(run, net.config, layer, precision, population_chunk)

@@ -127,3 +127,14 @@ def test_ga_generation_keeps_population_and_elites(net):
     assert all((nxt[:40] == e).all(1).any() for e in elites)      # elites carried over
     rotated = [np.roll(e, s) for e in elites for s in (-1, 1)]     # S = 2: shifted by 1 bp
     assert all(any((r == row).all() for r in rotated) for row in nxt[40:120])
+
+
+def test_bf16_ga_records_float32_values_of_its_samples(net):
+    """precision='bf16' runs the GA's passes in bfloat16, then re-scores what it keeps."""
+    config = dataclasses.replace(CONFIG, precision="bf16", max_generations=8)
+    assert sampling.ga_settings(net, 2, config).precision == "bf16"
+    assert sampling.ga_settings(net, 2, CONFIG).precision == "fp32"  # 'auto' on 4 channels
+    [(bases, f)], _ = sampling.run_ga(net, 2, [1], [neuron_key(0, 2, 1)], config)
+    assert len(f) > 100 and np.all(f > 0) and np.all(np.diff(f) <= 0)
+    exact = np.asarray(net.neuron_values(jnp.eye(4)[bases], 2, 1)).ravel()
+    np.testing.assert_allclose(f, exact, rtol=1e-5, atol=1e-6)
