@@ -45,6 +45,8 @@ from .scoring import PRECISIONS
 # The authors' implementation on this machine kind, full-size Basset (../shared/anchors.md):
 # seconds per neuron, sampling + K-means, (low, high).
 AUTHORS_SECONDS_PER_NEURON = {1: (28 + 5, 38 + 5), 2: (205 + 11, 211 + 43), 3: (720, None)}
+# ... and seconds per GA generation (layer 3 never finished its GA within the 12-min cap).
+AUTHORS_SECONDS_PER_GENERATION = {1: 0.42, 2: 2.0, 3: 15.0}
 TARGET_SPEEDUP = {1: 100, 2: 100, 3: 10}
 INPUT_LENGTH = {"basset": 600, "deepsea": 1000, "bd10": 600, "dd10": 600}
 PROJECTED = ("basset", "bd10", "dd10")
@@ -157,11 +159,12 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     two figures taken under the same load of a shared machine.
     """
     from . import sampling
-    from .scoring import make_score_fn, make_value_fn
+    from .scoring import layer_precision, make_score_fn, make_value_fn
 
     load_before = load_average()
     peak = matmul_peak(repeats=3)["fp32_peak"]
     net = model(name, width)
+    precision = layer_precision(net.config, layer, precision)
     n_len = net.receptive_field(layer)
     pop = population or sampling.population_size(n_len)
     batch = min(neuron_batch, net.channels(layer))
@@ -246,6 +249,8 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     steady = rows[1:] or rows
     count = sum(len(r["neurons"]) for r in steady)
     per_neuron = sum(r["sampling_s"] + r["decoupling_s"] for r in steady) / count
+    per_generation = (sum(r["sampling_s"] for r in steady)
+                      / sum(len(r["neurons"]) * max(r["generations"]) for r in steady))
     authors = AUTHORS_SECONDS_PER_NEURON[layer][0]
     return {"layer": layer, "max_samples": config.max_samples, "precision": precision,
             "batches": rows,
@@ -256,7 +261,12 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
                                       1),
             "authors_s_per_neuron_at_least": authors,
             "speedup_vs_authors_at_least": round(authors / per_neuron, 1),
-            "target_speedup": TARGET_SPEEDUP[layer], "peak_rss_mb": peak_rss_mb(),
+            "target_speedup": TARGET_SPEEDUP[layer],
+            "sampling_s_per_generation": round(per_generation, 3),
+            "authors_s_per_generation_at_least": AUTHORS_SECONDS_PER_GENERATION[layer],
+            "generation_speedup_vs_authors_at_least":
+                round(AUTHORS_SECONDS_PER_GENERATION[layer] / per_generation, 1),
+            "peak_rss_mb": peak_rss_mb(),
             "load_before": load_before, "load_after": load_average()}
 
 
@@ -331,17 +341,19 @@ def markdown(result: dict) -> str:
              "start. The % of peak column names the fp32 peak each row is against: measured "
              "again inside that case (same load) where the row has one, else this figure.", "",
              "## Hot loop per layer (forward + input gradient; one GA generation)", "",
-             "| model | width | layer | N bp | P | neurons | MFLOP/seq (model) | seq/s | "
-             "GFLOP/s model (executed) | % of fp32 peak (GFLOP/s) | s/generation/neuron | "
-             "generations/s | compile s (score, GA) | temp MB | peak RSS MB | load |",
-             "|" + "---|" * 16]
+             "| model | width | layer | N bp | P | neurons | precision | MFLOP/seq (model) | "
+             "seq/s | GFLOP/s model (executed) | % of fp32 peak (GFLOP/s) | "
+             "s/generation/neuron | generations/s | compile s (score, GA) | temp MB | "
+             "peak RSS MB | load |",
+             "|" + "---|" * 17]
     for r in result["layers"]:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['width']} | {r['layer']} | error: {r['error']} |")
             continue
         lines.append(
             f"| {r['model']} | {r['width']} | {r['layer']} | {r['receptive_field']} | "
-            f"{r['population']} | {r['neuron_batch']} | {r['model_mflop_per_seq']} | "
+            f"{r['population']} | {r['neuron_batch']} | {r.get('precision', 'fp32')} | "
+            f"{r['model_mflop_per_seq']} | "
             f"{r['score_seq_per_s']:.0f} | {r['score_model_gflops']} "
             f"({r['score_executed_gflops']}) | {100 * r['score_fraction_of_peak']:.0f} of "
             f"{r.get('case_fp32_peak_gflops', peak['fp32_peak'])} | "
@@ -351,7 +363,8 @@ def markdown(result: dict) -> str:
     if result["decoded"]:
         lines += ["", "## Decoded neurons, full-size Basset (sampling + decoupling)", "",
                   "| layer | neurons | generations | sample cap | s/neuron | K-means s | "
-                  "authors s/neuron | speed-up | target | load |", "|" + "---|" * 10]
+                  "authors s/neuron | speed-up | target | s/generation (authors) | load |",
+                  "|" + "---|" * 11]
         for d in result["decoded"]:
             if "error" in d:
                 lines.append(f"| {d['layer']} | error: {d['error']} |")
@@ -362,7 +375,9 @@ def markdown(result: dict) -> str:
                 f"{d['generations_mean']} | {d['max_samples']} | "
                 f"{d['seconds_per_neuron']} | {d['kmeans_s_per_neuron']} | "
                 f">= {d['authors_s_per_neuron_at_least']} | >= {d['speedup_vs_authors_at_least']}x"
-                f" | {d['target_speedup']}x | {d['load_before']}-{d['load_after']} |")
+                f" | {d['target_speedup']}x | {d.get('sampling_s_per_generation', '')} "
+                f"({d.get('authors_s_per_generation_at_least', '')}) | "
+                f"{d['load_before']}-{d['load_after']} |")
     if result["projection"]:
         lines += ["", "## Projected time to decode every neuron on this machine", "",
                   "| model | hours | all layers measured | per layer (hours) |",
@@ -408,15 +423,18 @@ def parse_args(argv=None):
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's, from the receptive field)")
     p.add_argument("--neuron-batch", type=int, default=1, help="neurons per compiled call")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--precision", default="auto", choices=("auto",) + PRECISIONS,
+                   help="GA passes: auto (as the decoder: bf16 below convs of >= 128 channels), "
+                        "fp32 or bf16")
     p.add_argument("--population-chunk", default="auto",
                    help="windows per scoring chunk, 'auto' or 'none' (nmjax.scoring)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per program (best kept)")
-    p.add_argument("--decode", nargs="?", const="1=0,1,2,3/4,5,6,7;2=0,1,2,3/4,5,6,7;3=0",
+    p.add_argument("--decode", nargs="?", const="1=0/1/2/3;2=0/1/2/3;3=0/1",
                    default=None,
                    help="also decode full-size Basset neurons and project whole-model times: "
                         "'layer=batch/batch;...', a batch is comma-separated neurons run "
-                        "together (default %(const)s); the first batch pays compilation")
+                        "together (default %(const)s: one neuron per call, as the decoder); "
+                        "the first batch pays compilation")
     p.add_argument("--decode-max-samples", type=int, default=20_000,
                    help="sample-set cap while decoding (the paper's 100,000 makes the "
                         "decoupling's feature maps tens of GB at Basset layers 2-3)")
