@@ -10,6 +10,7 @@ import pytest
 
 import nmjax
 from nmjax.cli import main
+from nmjax.errors import NmjaxError
 from nmjax.decode import DecodeConfig, NeuronResult, decode, decode_neuron
 from nmjax.meme import read_meme
 from nmjax.motifs import consensus
@@ -133,4 +134,9 @@ def test_cli_baseline_method_and_errors(net, tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
     assert main(["decode", str(model), "--neurons", "90", "--out", str(tmp_path / "bad")]) == 2
     assert "none of the requested neurons exist in layer 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: a clear message and exit code 2
+        main(["decode", str(model), "--precision", "fp16", "--out", str(tmp_path / "bad")])
+    assert exit_info.value.code == 2 and "fp16" in capsys.readouterr().err
+    with pytest.raises(NmjaxError, match="unknown precision 'fp16'"):
+        DecodeConfig(precision="fp16")
     assert not (tmp_path / "bad").exists()
