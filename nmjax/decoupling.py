@@ -7,7 +7,10 @@ fewer than `min_split` sequences or fewer than K.
 
 `weighted_kmeans` is one jitted program per (set size bucket, feature width, K): k-means++
 initialisation (greedy, as scikit-learn), Lloyd iterations until the squared centre shift is below tol * mean feature
-variance (as scikit-learn), `restarts` independent runs vmapped, the lowest inertia kept.
+variance (as scikit-learn), `restarts` independent runs at once, the lowest inertia kept. Draws
+are by inverse CDF, so zero-weight padding rows change nothing and the row bucket of a set is
+free; Lloyd reads the features once per iteration (distances to every restart's centres in one
+product; cluster sums updated from the rows that changed label).
 Layer 1's feature maps are affine in the one-hot input, so they are clustered through an exact
 isometry in at most 4N dimensions (`first_conv_isometry`) instead of positions x channels.
 """
@@ -31,20 +34,28 @@ def _sq_dist(x: jax.Array, x_sq: jax.Array, centres: jax.Array) -> jax.Array:
     return jnp.maximum(d, 0.0)
 
 
+def _draw(key: jax.Array, mass: jax.Array, count: int) -> jax.Array:
+    """`count` row indices drawn with probability mass / sum(mass), by inverse CDF: rows of
+    zero mass (padding) are never drawn and do not change the draws, so the result does not
+    depend on how many padding rows a set carries."""
+    cdf = jnp.cumsum(mass)
+    u = jax.random.uniform(key, (count,)) * cdf[-1]
+    return jnp.minimum(jnp.searchsorted(cdf, u, side="right", method="sort"), len(mass) - 1)
+
+
 def _kmeans_plus_plus(key, x, x_sq, w, k):
     """Greedy weighted k-means++ (as scikit-learn): the first centre drawn by w; each next one
     is the best, by weighted potential, of 2 + floor(ln k) candidates drawn by w * D^2."""
     trials = 2 + int(np.log(k))
     keys = jax.random.split(key, k)
-    first = jax.random.categorical(keys[0], jnp.log(w))
+    first = _draw(keys[0], w, 1)[0]
     centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
     d2 = _sq_dist(x, x_sq, centres[:1])[:, 0]
 
     def body(i, state):
         centres, d2 = state
         p = w * d2
-        logits = jnp.where(p.sum() > 0, jnp.log(p), jnp.log(w))
-        cand = jax.random.categorical(keys[i], logits, shape=(trials,))
+        cand = _draw(keys[i], jnp.where(p.sum() > 0, p, w), trials)
         cand_d2 = jnp.minimum(d2[:, None], _sq_dist(x, x_sq, x[cand]))  # (M, trials)
         best = jnp.argmin(w @ cand_d2)
         return centres.at[i].set(x[cand[best]]), cand_d2[:, best]
@@ -53,31 +64,66 @@ def _kmeans_plus_plus(key, x, x_sq, w, k):
     return centres
 
 
+def _assign(x, x_sq, centres):
+    """Nearest centre of every row for every restart: centres (R, K, D) -> labels (M, R) and
+    squared distances to them (M, R), from one pass over x."""
+    r, k, dim = centres.shape
+    d = _sq_dist(x, x_sq, centres.reshape(r * k, dim)).reshape(-1, r, k)
+    return jnp.argmin(d, axis=2), jnp.min(d, axis=2)
+
+
+def _members(labels, w, k):
+    """(M, R, K) weights of each row in its cluster of each restart."""
+    return jax.nn.one_hot(labels, k, dtype=w.dtype) * w[:, None, None]
+
+
 def _lloyd(x, x_sq, w, centres, tol, max_iter):
-    """Weighted Lloyd iterations; an empty cluster keeps its centre."""
-    k = centres.shape[0]
+    """Weighted Lloyd iterations of R restarts at once, each stopping on its own (squared
+    centre shift <= tol, or max_iter); an empty cluster keeps its centre.
 
-    def step(c):
-        labels = jnp.argmin(_sq_dist(x, x_sq, c), axis=1)
-        member = jax.nn.one_hot(labels, k, dtype=x.dtype) * w[:, None]
-        mass = member.sum(0)
-        new = jnp.where(mass[:, None] > 0, (member.T @ x) / jnp.maximum(mass, 1e-30)[:, None], c)
-        return new, jnp.sum((new - c) ** 2)
+    One pass over x per iteration: the weighted cluster sums are updated with the rows whose
+    label changed, gathered into the smallest of `gather_sizes` that holds them (a gather costs
+    its size, not the count), with a full recomputation when more moved.
+    Returns labels (M, R) and the inertia of each restart (R,).
+    """
+    m = x.shape[0]
+    r, k, dim = centres.shape
+    gather_sizes = sorted({min(m, 64), max(64, m // 64), max(64, m // 8)})
 
-    def cond(state):
-        _, shift, it = state
-        return (shift > tol) & (it < max_iter)
+    def sums_of(labels):
+        return jnp.einsum("mrk,md->rkd", _members(labels, w, k), x)
+
+    def updated_sums(sums, old, new):
+        moved = jnp.any(old != new, axis=1) & (w > 0)
+        count = jnp.sum(moved)
+
+        def gathered(size, sums):
+            idx = jnp.nonzero(moved, size=size, fill_value=m)[0]
+            rows = jnp.minimum(idx, m - 1)
+            weight = w[rows] * (idx < m)
+            change = _members(new[rows], weight, k) - _members(old[rows], weight, k)
+            return sums + jnp.einsum("trk,td->rkd", change, x[rows])
+
+        branches = [functools.partial(gathered, size) for size in gather_sizes]
+        tier = jnp.searchsorted(jnp.array(gather_sizes), count)  # len(gather_sizes): too many
+        return jax.lax.switch(tier, branches + [lambda _: sums_of(new)], sums)
 
     def body(state):
-        c, _, it = state
-        c, shift = step(c)
-        return c, shift, it + 1
+        c, labels, sums, active, it = state
+        mass = _members(labels, w, k).sum(0)  # (R, K)
+        new = jnp.where(mass[..., None] > 0, sums / jnp.maximum(mass, 1e-30)[..., None], c)
+        shift = jnp.sum((new - c) ** 2, axis=(1, 2))
+        c = jnp.where(active[:, None, None], new, c)
+        it = it + active
+        active = active & (shift > tol) & (it < max_iter)
+        new_labels, _ = _assign(x, x_sq, c)
+        return c, new_labels, updated_sums(sums, labels, new_labels), active, it
 
-    centres, _, _ = jax.lax.while_loop(cond, body, (centres, jnp.inf, 0))
-    d = _sq_dist(x, x_sq, centres)
-    labels = jnp.argmin(d, axis=1)
-    inertia = jnp.sum(w * jnp.min(d, axis=1))
-    return labels, inertia
+    labels, _ = _assign(x, x_sq, centres)
+    state = (centres, labels, sums_of(labels), jnp.full(r, max_iter > 0), jnp.zeros(r, jnp.int32))
+    centres = jax.lax.while_loop(lambda s: jnp.any(s[3]), body, state)[0]
+    labels, d = _assign(x, x_sq, centres)
+    return labels, w @ d
 
 
 @functools.partial(jax.jit, static_argnames=("k", "restarts", "max_iter"))
@@ -86,7 +132,7 @@ def weighted_kmeans(key: jax.Array, x: jax.Array, w: jax.Array, *, k: int, resta
     """Weighted K-means of rows x (M, D) with weights w (M,) (0 = padding row).
 
     Returns (labels (M,), inertia): the best of `restarts` k-means++ + Lloyd runs. Labels of
-    zero-weight rows are meaningless.
+    zero-weight rows are meaningless; padding rows change neither the draws nor the result.
     """
     x = x.astype(jnp.float32)
     w = w.astype(jnp.float32)
@@ -95,16 +141,14 @@ def weighted_kmeans(key: jax.Array, x: jax.Array, w: jax.Array, *, k: int, resta
     mean = (w @ x) / total
     # mean weighted feature variance = (E_w|x|^2 - |E_w x|^2) / D, without an (M, D) temporary
     tol_abs = tol * jnp.maximum((w @ x_sq) / total - jnp.sum(mean * mean), 0.0) / x.shape[1]
-
-    def one(key):
-        return _lloyd(x, x_sq, w, _kmeans_plus_plus(key, x, x_sq, w, k), tol_abs, max_iter)
-
-    labels, inertia = jax.vmap(one)(jax.random.split(key, restarts))
+    seeds = jax.vmap(lambda key: _kmeans_plus_plus(key, x, x_sq, w, k))(
+        jax.random.split(key, restarts))
+    labels, inertia = _lloyd(x, x_sq, w, seeds, tol_abs, max_iter)
     best = jnp.argmin(inertia)
-    return labels[best], inertia[best]
+    return labels[:, best], inertia[best]
 
 
-def cluster(key: jax.Array, features: np.ndarray, weights: np.ndarray, k: int,
+def cluster(key: jax.Array, features: np.ndarray | jax.Array, weights: np.ndarray, k: int,
             config: "DecodeConfig", feature_dim: int | None = None) -> list[np.ndarray]:
     """Split the first len(weights) rows of `features` into k weighted K-means clusters;
     index arrays of the non-empty clusters. Rows beyond len(weights) are padding (weight 0).
@@ -125,30 +169,35 @@ def cluster(key: jax.Array, features: np.ndarray, weights: np.ndarray, k: int,
 
 
 def padded_rows(m: int) -> int:
-    """Row bucket of a set of m sequences, so few programs get compiled: a power of two up to
-    8192, then a multiple of 8192 (K-means here is memory-bound: padding costs time)."""
-    return max(64, 1 << (m - 1).bit_length()) if m <= 8192 else -(-m // 8192) * 8192
+    """Row bucket of a set of m sequences, so few programs get compiled: at least 64, else m
+    rounded up to a multiple of 1/8 of its power of two (at most 12.5 % padding rows, 8 sizes
+    per octave). K-means here is memory-bound, so padding costs time; padding rows (weight 0)
+    change neither the draws nor the clusters (`weighted_kmeans`), so the bucket is free."""
+    if m <= 64:
+        return 64
+    step = 1 << ((m - 1).bit_length() - 3)
+    return -(-m // step) * step
 
 
 def feature_map(net: "Network", bases: np.ndarray, layer: int, rows: int | None = None,
-                chunk: int = 4096) -> np.ndarray:
-    """Conv `layer` output (after BN, before activation) over the whole window, flattened,
-    written into a zero array of `rows` rows (default len(bases)): one host copy only.
+                chunk: int = 4096) -> jax.Array:
+    """Conv `layer` output (after BN, before activation) over the whole window, flattened, with
+    zero rows appended up to `rows` rows (default len(bases)); kept on the device, where K-means
+    reads it (a host round trip of a Basset layer-3 set cost ~0.7 s).
 
-    Evaluated in chunks padded to a power of two, so few programs get compiled.
+    Evaluated in chunks of `chunk` rows and a last one padded to a power of two, so few
+    programs get compiled.
     """
     eye = np.eye(4, dtype=np.float32)
-    size = min(chunk, max(64, 1 << (len(bases) - 1).bit_length()))
-    out = None
-    for i in range(0, len(bases), size):
-        part = bases[i:i + size]
-        padded = np.zeros((size, bases.shape[1]), np.uint8)
+    parts = []
+    for i in range(0, len(bases), chunk):
+        part = bases[i:i + chunk]
+        padded = np.zeros((max(64, 1 << (len(part) - 1).bit_length()), bases.shape[1]), np.uint8)
         padded[:len(part)] = part
-        fmap = np.asarray(net.conv_output(eye[padded], layer))[:len(part)]
-        if out is None:
-            out = np.zeros((rows or len(bases), fmap[0].size), np.float32)
-        out[i:i + len(part)] = fmap.reshape(len(part), -1)
-    return out
+        fmap = net.conv_output(eye[padded], layer)
+        parts.append(fmap[:len(part)].reshape(len(part), -1))
+    pad = (rows or len(bases)) - len(bases)
+    return jnp.concatenate(parts + [jnp.zeros((pad, parts[0].shape[1]), jnp.float32)])
 
 
 @functools.lru_cache(maxsize=8)
@@ -173,7 +222,7 @@ def first_conv_isometry(net: "Network", length: int) -> tuple[np.ndarray, int]:
 
 
 def decoupling_features(net: "Network", bases: np.ndarray, layer: int, rows: int
-                        ) -> tuple[np.ndarray, int]:
+                        ) -> tuple[np.ndarray | jax.Array, int]:
     """(features (rows, d), D): what K-means clusters at `layer` (zero padding rows beyond
     len(bases)) and the number of feature-map values they stand for. Layer 1: the exact
     low-dimensional isometry of its feature maps (`first_conv_isometry`); deeper: the maps."""

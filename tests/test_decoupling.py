@@ -1,5 +1,6 @@
 """Weighted K-means against scikit-learn, shift decoupling on a planted max-pool mixture."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -87,7 +88,7 @@ def test_first_conv_isometry_preserves_feature_distances_and_clusters():
     bases = rng.integers(0, 4, (300, n)).astype(np.uint8)
     for row, o in zip(bases[:150], rng.integers(0, 3, 150)):  # two planted groups
         row[o:o + 8] = [0, 1, 2, 3, 3, 2, 1, 0]
-    full = feature_map(net, bases, 1, 320).astype(np.float64)  # same padding rows
+    full = np.asarray(feature_map(net, bases, 1, 320), np.float64)  # same padding rows
     reduced, dim = decoupling_features(net, bases, 1, 320)
     assert dim == full.shape[1] and reduced.shape[1] <= min(4 * n, dim)
     assert np.all(reduced[300:] == 0)
@@ -99,3 +100,52 @@ def test_first_conv_isometry_preserves_feature_distances_and_clusters():
     parts_full = cluster(jax.random.key(2), full.astype(np.float32), f, 3, cfg)
     parts_reduced = cluster(jax.random.key(2), reduced, f, 3, cfg, dim)
     assert sorted(map(tuple, parts_full)) == sorted(map(tuple, parts_reduced))
+
+
+def _reference_lloyd(x, w, centres, tol, max_iter):
+    """Plain weighted Lloyd in float64, one restart: labels and inertia."""
+    x, c = x.astype(np.float64), centres.astype(np.float64)
+    for _ in range(max_iter):
+        labels = ((x[:, None] - c[None]) ** 2).sum(-1).argmin(1)
+        new = np.array([np.average(x[labels == j], axis=0, weights=w[labels == j])
+                        if w[labels == j].sum() > 0 else c[j] for j in range(len(c))])
+        shift, c = ((new - c) ** 2).sum(), new
+        if shift <= tol:
+            break
+    d = ((x[:, None] - c[None]) ** 2).sum(-1)
+    return d.argmin(1), float((w * d.min(1)).sum())
+
+
+def test_lloyd_with_incremental_sums_is_plain_lloyd():
+    """The restarts-at-once Lloyd (cluster sums updated from the rows that changed label, a full
+    recomputation when many did) gives plain Lloyd's labels and inertia from the same seeds."""
+    from nmjax.decoupling import _lloyd
+
+    rng = np.random.default_rng(11)
+    x = (rng.normal(0, 1.5, (5, 6))[rng.integers(0, 5, 1500)]
+         + rng.normal(0, 1.0, (1500, 6))).astype(np.float32)
+    w = rng.uniform(0.1, 3.0, 1500).astype(np.float32)
+    seeds = x[rng.choice(1500, (3, 4), replace=False)]  # poor seeds: many rows move at first
+    xj = jnp.asarray(x)
+    labels, inertia = jax.jit(_lloyd, static_argnums=5)(xj, jnp.sum(xj * xj, axis=1), w, seeds,
+                                                        1e-6, 300)
+    for r in range(3):
+        ref_labels, ref_inertia = _reference_lloyd(x, w, seeds[r], 1e-6, 300)
+        assert np.array_equal(np.asarray(labels[:, r]), ref_labels)
+        assert float(inertia[r]) == pytest.approx(ref_inertia, rel=1e-4)
+
+
+def test_padding_rows_change_nothing():
+    """Zero-weight padding rows (any number, any values) change neither draws nor clusters, so
+    the row bucket of a set does not change its decoupling."""
+    rng = np.random.default_rng(4)
+    x = (rng.normal(0, 2.0, (4, 5))[rng.integers(0, 4, 300)]
+         + rng.normal(0, 1.0, (300, 5))).astype(np.float32)
+    w = rng.uniform(0.1, 2.0, 300).astype(np.float32)
+    labels, inertia = weighted_kmeans(jax.random.key(5), x, w, k=3, restarts=2)
+    for pad in (20, 212):
+        xp = np.concatenate([x, rng.normal(0, 50.0, (pad, 5)).astype(np.float32)])
+        wp = np.concatenate([w, np.zeros(pad, np.float32)])
+        lp, ip = weighted_kmeans(jax.random.key(5), xp, wp, k=3, restarts=2)
+        assert np.array_equal(np.asarray(lp)[:300], np.asarray(labels))
+        assert float(ip) == pytest.approx(float(inertia), rel=1e-5)
