@@ -42,7 +42,7 @@ NEURON_AXIS = "neurons"
 # `activation_floats` x 4 bytes) + WINDOW_FACTOR x (population x N x 4 one-hot floats x 4 bytes).
 # Calibrated with `ga_temp_bytes` (XLA CPU, jax 0.10.2, batch 2 minus batch 1) on the toy
 # network, the example's layers 3 and 5, Basset layers 2-3 (bf16) and BD-10 layer 8: the
-# estimate is 1.3-3.8x the measured bytes on all of them.
+# estimate is 1.3-3.9x the measured bytes on all of them.
 CHUNK_FACTOR, WINDOW_FACTOR = 2, 8
 
 

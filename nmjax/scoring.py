@@ -34,14 +34,16 @@ from .errors import NmjaxError
 from .network import Network, NetworkConfig, activation_fn, receptive_field
 
 PRECISIONS = ("fp32", "bf16")
-# precision='auto' picks bf16 for a layer when a conv below it is at least this wide: Basset's
-# 300-channel first conv ran its layer-2/3 passes 1.5-2.9x faster in bf16, while the 24-32
-# channel convs of the bundled example ran 10-40 % slower (casts cost more than the dots save).
+# precision='auto' picks bf16 for a layer when a conv below it is at least this wide: with
+# Basset's 300-channel first conv the layer-2 and layer-3 passes ran 1.2-1.9x faster in bf16 than
+# in fp32, while the bundled example's 24-32-channel convs ran 7-34 % slower (the casts cost more
+# than the narrow dots save).
 BF16_MIN_CHANNELS = 128
 # Elements of the largest per-window intermediate (an unfolded conv input or a conv output)
-# held per chunk of the population: 1e6 (chunks of 101 and 10 windows on Basset layers 2 and 3)
-# ran as fast as any size tried (25-464 and 10-49 windows) and faster than larger ones.
-CHUNK_ELEMENTS = 1_000_000
+# held per chunk of the population. 2e6 gives chunks of 202, 21 and 76 windows on Basset layers
+# 2 and 3 and BD-10 layer 10, each the fastest of the sizes tried there in bf16 (50-400, 5-80
+# and 8-150 windows; 10-40 % faster than the extremes).
+CHUNK_ELEMENTS = 2_000_000
 _COMPUTE_DTYPE = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 
