@@ -563,4 +563,5 @@ def decode(net, layers: list[int] | None = None, neurons: list[int] | None = Non
         if l in layers:
             results[l] = layer_result
         below = layer_result
+        jax.clear_caches()  # no later layer reuses this one's programs; a long run kept them all
     return results

@@ -148,7 +148,7 @@ def weighted_kmeans(key: jax.Array, x: jax.Array, w: jax.Array, *, k: int, resta
     return labels[:, best], inertia[best]
 
 
-def cluster(key: jax.Array, features: np.ndarray | jax.Array, weights: np.ndarray, k: int,
+def cluster(key: jax.Array, features: np.ndarray, weights: np.ndarray, k: int,
             config: "DecodeConfig", feature_dim: int | None = None) -> list[np.ndarray]:
     """Split the first len(weights) rows of `features` into k weighted K-means clusters;
     index arrays of the non-empty clusters. Rows beyond len(weights) are padding (weight 0).
@@ -169,35 +169,33 @@ def cluster(key: jax.Array, features: np.ndarray | jax.Array, weights: np.ndarra
 
 
 def padded_rows(m: int) -> int:
-    """Row bucket of a set of m sequences, so few programs get compiled: at least 64, else m
-    rounded up to a multiple of 1/8 of its power of two (at most 12.5 % padding rows, 8 sizes
-    per octave). K-means here is memory-bound, so padding costs time; padding rows (weight 0)
-    change neither the draws nor the clusters (`weighted_kmeans`), so the bucket is free."""
-    if m <= 64:
-        return 64
-    step = 1 << ((m - 1).bit_length() - 3)
-    return -(-m // step) * step
+    """Row bucket of a set of m sequences, so few programs get compiled: a power of two up to
+    8192, then a multiple of 8192. Padding rows (weight 0) change neither the draws nor the
+    clusters (`weighted_kmeans`). Finer buckets (8 per octave) cut padding but compiled so many
+    programs that a whole-example decode ran out of memory maps in LLVM."""
+    return max(64, 1 << (m - 1).bit_length()) if m <= 8192 else -(-m // 8192) * 8192
 
 
 def feature_map(net: "Network", bases: np.ndarray, layer: int, rows: int | None = None,
-                chunk: int = 4096) -> jax.Array:
-    """Conv `layer` output (after BN, before activation) over the whole window, flattened, with
-    zero rows appended up to `rows` rows (default len(bases)); kept on the device, where K-means
-    reads it (a host round trip of a Basset layer-3 set cost ~0.7 s).
+                chunk: int = 4096) -> np.ndarray:
+    """Conv `layer` output (after BN, before activation) over the whole window, flattened,
+    written into a zero array of `rows` rows (default len(bases)): one host copy only.
 
     Evaluated in chunks of `chunk` rows and a last one padded to a power of two, so few
-    programs get compiled.
+    programs get compiled. Built on the host: eager device slicing and concatenation compiled
+    a program for every set size, and a whole-example decode ran out of LLVM memory maps.
     """
     eye = np.eye(4, dtype=np.float32)
-    parts = []
+    out = None
     for i in range(0, len(bases), chunk):
         part = bases[i:i + chunk]
         padded = np.zeros((max(64, 1 << (len(part) - 1).bit_length()), bases.shape[1]), np.uint8)
         padded[:len(part)] = part
-        fmap = net.conv_output(eye[padded], layer)
-        parts.append(fmap[:len(part)].reshape(len(part), -1))
-    pad = (rows or len(bases)) - len(bases)
-    return jnp.concatenate(parts + [jnp.zeros((pad, parts[0].shape[1]), jnp.float32)])
+        fmap = np.asarray(net.conv_output(eye[padded], layer))[:len(part)]
+        if out is None:
+            out = np.zeros((rows or len(bases), fmap[0].size), np.float32)
+        out[i:i + len(part)] = fmap.reshape(len(part), -1)
+    return out
 
 
 @functools.lru_cache(maxsize=8)
@@ -222,7 +220,7 @@ def first_conv_isometry(net: "Network", length: int) -> tuple[np.ndarray, int]:
 
 
 def decoupling_features(net: "Network", bases: np.ndarray, layer: int, rows: int
-                        ) -> tuple[np.ndarray | jax.Array, int]:
+                        ) -> tuple[np.ndarray, int]:
     """(features (rows, d), D): what K-means clusters at `layer` (zero padding rows beyond
     len(bases)) and the number of feature-map values they stand for. Layer 1: the exact
     low-dimensional isometry of its feature maps (`first_conv_isometry`); deeper: the maps."""
