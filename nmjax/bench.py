@@ -125,13 +125,12 @@ def model(name: str, width: float) -> Network:
 
 def forward_flops(net: Network, layer: int) -> int:
     """FLOPs of one neuron's value on one window: conv blocks 1..layer-1 in full + one dot."""
-    length, flops = net.receptive_field(layer), 0
-    for i, spec in enumerate(net.config.convs[:layer], start=1):
-        out_len = length - spec.kernel_width + 1
-        channels = spec.channels if i < layer else 1
-        flops += 2 * out_len * spec.kernel_width * spec.in_channels * channels
-        length = out_len // spec.pool
-    return flops
+    from .scoring import block_shapes
+
+    neuron = net.config.convs[layer - 1]
+    blocks = sum(2 * out_len * width * cout
+                 for out_len, width, cout in block_shapes(net.config, layer))
+    return blocks + 2 * neuron.kernel_width * neuron.in_channels
 
 
 # -- one case ----------------------------------------------------------------------------

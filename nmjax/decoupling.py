@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .sampling import draw_indices
+
 if TYPE_CHECKING:
     from .decode import DecodeConfig
     from .network import Network
@@ -34,28 +36,19 @@ def _sq_dist(x: jax.Array, x_sq: jax.Array, centres: jax.Array) -> jax.Array:
     return jnp.maximum(d, 0.0)
 
 
-def _draw(key: jax.Array, mass: jax.Array, count: int) -> jax.Array:
-    """`count` row indices drawn with probability mass / sum(mass), by inverse CDF: rows of
-    zero mass (padding) are never drawn and do not change the draws, so the result does not
-    depend on how many padding rows a set carries."""
-    cdf = jnp.cumsum(mass)
-    u = jax.random.uniform(key, (count,)) * cdf[-1]
-    return jnp.minimum(jnp.searchsorted(cdf, u, side="right", method="sort"), len(mass) - 1)
-
-
 def _kmeans_plus_plus(key, x, x_sq, w, k):
     """Greedy weighted k-means++ (as scikit-learn): the first centre drawn by w; each next one
     is the best, by weighted potential, of 2 + floor(ln k) candidates drawn by w * D^2."""
     trials = 2 + int(np.log(k))
     keys = jax.random.split(key, k)
-    first = _draw(keys[0], w, 1)[0]
+    first = draw_indices(keys[0], w, (1,))[0]
     centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
     d2 = _sq_dist(x, x_sq, centres[:1])[:, 0]
 
     def body(i, state):
         centres, d2 = state
         p = w * d2
-        cand = _draw(keys[i], jnp.where(p.sum() > 0, p, w), trials)
+        cand = draw_indices(keys[i], jnp.where(p.sum() > 0, p, w), (trials,))
         cand_d2 = jnp.minimum(d2[:, None], _sq_dist(x, x_sq, x[cand]))  # (M, trials)
         best = jnp.argmin(w @ cand_d2)
         return centres.at[i].set(x[cand[best]]), cand_d2[:, best]

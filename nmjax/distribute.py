@@ -85,13 +85,11 @@ def activation_floats(net, layer: int) -> int:
     """Floats per window that the score of `layer` keeps for its input gradient: the one-hot
     window, and for every block below the layer its unfolded input windows (a conv's matmul
     operand), its conv output and its activation."""
-    length, channels_in = net.receptive_field(layer), 4
-    total = length * 4
-    for spec in net.config.convs[:layer - 1]:
-        out_len = length - spec.kernel_width + 1
-        total += out_len * spec.kernel_width * channels_in + 2 * out_len * spec.channels
-        length, channels_in = out_len // spec.pool, spec.channels
-    return total
+    from .scoring import block_shapes
+
+    return net.receptive_field(layer) * 4 + sum(
+        out_len * width + 2 * out_len * cout
+        for out_len, width, cout in block_shapes(net.config, layer))
 
 
 def ga_bytes_per_neuron(net, layer: int, config) -> int:

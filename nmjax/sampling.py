@@ -197,11 +197,12 @@ def mutation_distribution(x: jax.Array, g: jax.Array, rule: str) -> jax.Array:
     return jnp.where(total > 0, q / jnp.where(total > 0, total, 1.0), 0.25)
 
 
-def _draw(key: jax.Array, p: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+def draw_indices(key: jax.Array, p: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
     """Inverse-CDF draws from the last axis of probabilities/weights p (not normalised).
 
     One uniform per draw (jax.random.categorical draws one Gumbel per category and draw,
-    which dominated a generation for roulette selection over thousands of parents).
+    which dominated a generation for roulette selection over thousands of parents). Entries of
+    zero weight are never drawn and do not change the draws (K-means padding rows rely on it).
     """
     cdf = jnp.cumsum(p, axis=-1)
     u = jax.random.uniform(key, shape + p.shape[:-1]) * cdf[..., -1]
@@ -235,7 +236,7 @@ def ga_generation(score, value, settings: GASettings, params, pop: Population,
     x = jax.nn.one_hot(pop.bases, 4, dtype=jnp.float32)
     _, g = score(params, x, neuron)
     q = mutation_distribution(x, g, s.mutation)
-    new = _draw(k_mut, q).astype(jnp.int8)
+    new = draw_indices(k_mut, q).astype(jnp.int8)
     f = value(params, jax.nn.one_hot(new, 4, dtype=jnp.float32), neuron)
 
     mean_f = f.mean()
@@ -253,8 +254,8 @@ def ga_generation(score, value, settings: GASettings, params, pop: Population,
         parts += [_rotate(elites, shift[0]), _rotate(elites, s.length - shift[1])]
     n_children = s.population - n_elite * len(parts)
     weight = jnp.where(f >= 0, f + 1.0, jnp.exp(jnp.minimum(f, 0.0)))
-    pa = _draw(k_pa, weight, (n_children,))
-    pb = _draw(k_pb, weight, (n_children,))
+    pa = draw_indices(k_pa, weight, (n_children,))
+    pb = draw_indices(k_pb, weight, (n_children,))
     cut = jax.random.randint(k_cut, (n_children, 1), 1, s.length)
     children = jnp.where(jnp.arange(s.length)[None, :] < cut, new[pa], new[pb])
     next_bases = jnp.concatenate(parts + [children])

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from .errors import NmjaxError
-from .network import Network, NetworkConfig, activation_fn, receptive_field
+from .network import Network, NetworkConfig, _maxpool, activation_fn, receptive_field
 
 PRECISIONS = ("fp32", "bf16")
 # precision='auto' picks bf16 for a layer when a conv below it is at least this wide: with
@@ -61,16 +61,8 @@ def fold_windows(u: jax.Array, width: int) -> jax.Array:
     return sum(jnp.pad(u[..., i, :], lead + [(i, width - 1 - i), (0, 0)]) for i in range(width))
 
 
-def _pool(a: jax.Array, pool: int) -> jax.Array:
-    """Max-pool over positions (stride = size, remainder dropped), as `network._maxpool`."""
-    if pool == 1:
-        return a
-    length = a.shape[-2] // pool * pool
-    return a[..., :length, :].reshape(*a.shape[:-2], length // pool, pool, a.shape[-1]).max(-2)
-
-
 def _pool_grad(d: jax.Array, a: jax.Array, pooled: jax.Array, pool: int) -> jax.Array:
-    """Gradient of `_pool` at input a: d goes to the maximal entries, ties share it evenly."""
+    """Gradient of `network._maxpool` at input a: d goes to the maximal entries, ties share it evenly."""
     if pool == 1:
         return d
     c, length, ch = a.shape
@@ -123,7 +115,7 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
             z = z.reshape(*u.shape[:-1], -1) + blk["b"]
             fn = _elementwise(spec, blk["post"])
             a = fn(z)
-            pooled = _pool(a, spec.pool)
+            pooled = _maxpool(a, spec.pool)
             saved.append((z, a, pooled, fn))
             h = pooled
         f = jnp.einsum("plc,lc->p", h[:, : w.shape[0]], w) + b
@@ -143,15 +135,23 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
     return run
 
 
-def chunk_size(config: NetworkConfig, layer: int) -> int:
-    """Windows per chunk: `CHUNK_ELEMENTS` over the largest per-window intermediate."""
-    widths = [s.kernel_width for s in config.convs]
-    length = receptive_field(widths, [s.pool for s in config.convs], layer)
-    channels, largest = 4, 1
+def block_shapes(config: NetworkConfig, layer: int) -> list[tuple[int, int, int]]:
+    """(output positions, unfolded width k * C_in, C_out) of conv blocks 1..layer-1 on one
+    window of `layer`'s receptive field: the sizes of the pass's per-window intermediates."""
+    length = receptive_field([s.kernel_width for s in config.convs],
+                             [s.pool for s in config.convs], layer)
+    shapes, channels = [], 4
     for spec in config.convs[: layer - 1]:
         out_len = length - spec.kernel_width + 1
-        largest = max(largest, out_len * spec.kernel_width * channels, out_len * spec.channels)
+        shapes.append((out_len, spec.kernel_width * channels, spec.channels))
         length, channels = out_len // spec.pool, spec.channels
+    return shapes
+
+
+def chunk_size(config: NetworkConfig, layer: int) -> int:
+    """Windows per chunk: `CHUNK_ELEMENTS` over the largest per-window intermediate."""
+    largest = max([1] + [out_len * max(width, cout)
+                         for out_len, width, cout in block_shapes(config, layer)])
     return max(1, CHUNK_ELEMENTS // largest)
 
 
