@@ -25,13 +25,14 @@ the GA's mutation gradients only and keeps every f it records in float32 (`Decod
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
 from .errors import NmjaxError
-from .network import Network, NetworkConfig, _maxpool, activation_fn, receptive_field
+from .network import Network, NetworkConfig, activation_fn, receptive_field
 
 PRECISIONS = ("fp32", "bf16")
 # precision='auto' picks bf16 for a layer when a conv below it is at least this wide: with
@@ -44,12 +45,16 @@ BF16_MIN_CHANNELS = 128
 # 2 and 3 and BD-10 layer 10, each the fastest of the sizes tried there in bf16 (50-400, 5-80
 # and 8-150 windows; 10-40 % faster than the extremes).
 CHUNK_ELEMENTS = 2_000_000
+_NON_DECREASING = {"linear", "relu", "sigmoid", "tanh", "elu", "selu", "softplus", "exponential"}
 _COMPUTE_DTYPE = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 
 def unfold_windows(h: jax.Array, width: int) -> jax.Array:
     """(..., L, C) -> (..., L - width + 1, width * C): every window of `width` positions, flat."""
     out_len = h.shape[-2] - width + 1
+    if h.dtype == jnp.bfloat16:  # XLA CPU concatenates bf16 via float32 (two extra passes)
+        bits = jax.lax.bitcast_convert_type(h, jnp.uint16)
+        return jax.lax.bitcast_convert_type(unfold_windows(bits, width), jnp.bfloat16)
     return jnp.concatenate([h[..., i:i + out_len, :] for i in range(width)], axis=-1)
 
 
@@ -61,17 +66,31 @@ def fold_windows(u: jax.Array, width: int) -> jax.Array:
     return sum(jnp.pad(u[..., i, :], lead + [(i, width - 1 - i), (0, 0)]) for i in range(width))
 
 
+def _pool_phases(a: jax.Array, pool: int) -> list[jax.Array]:
+    """Phase i of every pooling window of a (C, L, ch): positions pool * j + i (a remainder is
+    dropped, as `network._maxpool` drops it)."""
+    kept = a.shape[1] // pool * pool
+    win = a[:, :kept].reshape(a.shape[0], kept // pool, pool, a.shape[2])
+    return [win[:, :, i] for i in range(pool)]
+
+
+def _pool_max(a: jax.Array, pool: int) -> jax.Array:
+    """`network._maxpool` as an elementwise maximum of the phases (XLA CPU ran the reduce as a
+    separate, much slower kernel)."""
+    return a if pool == 1 else functools.reduce(jnp.maximum, _pool_phases(a, pool))
+
+
 def _pool_grad(d: jax.Array, a: jax.Array, pooled: jax.Array, pool: int) -> jax.Array:
-    """Gradient of `network._maxpool` at input a: d goes to the maximal entries, ties share it evenly."""
+    """Gradient of `_pool_max` at input a: d goes to the maximal entries, ties share it evenly
+    (JAX's rule). d is used once, broadcast over the phases, so XLA keeps the fold that made it
+    in one fused pass."""
     if pool == 1:
         return d
-    c, length, ch = a.shape
-    kept = length // pool * pool
-    win = a[:, :kept].reshape(c, kept // pool, pool, ch)
-    hit = (win == pooled[:, :, None, :]).astype(d.dtype)
-    share = hit / hit.sum(axis=2, keepdims=True)
-    g = (share * d[:, :, None, :]).reshape(c, kept, ch)
-    return jnp.pad(g, ((0, 0), (0, length - kept), (0, 0)))
+    kept = a.shape[1] // pool * pool
+    hit = a[:, :kept].reshape(a.shape[0], kept // pool, pool, a.shape[2]) == pooled[:, :, None, :]
+    count = sum(hit[:, :, i].astype(d.dtype) for i in range(pool))
+    g = jnp.where(hit, (d / count)[:, :, None, :], 0.0).reshape(a.shape[0], kept, a.shape[2])
+    return jnp.pad(g, ((0, 0), (0, a.shape[1] - kept), (0, 0)))
 
 
 def _kernels(config: NetworkConfig, params, layer: int, dtype) -> list[dict]:
@@ -95,6 +114,16 @@ def _elementwise(spec, post) -> Callable[[jax.Array], jax.Array]:
     return lambda z: act(z) * post[0] + post[1]
 
 
+def _pool_first(spec) -> bool:
+    """Whether max-pooling commutes with the block's elementwise part: a non-decreasing
+    activation and no BatchNorm after it (whose scale may be negative). Then
+    pool(act(z + b)) = act(pool(z) + b), and the activation runs on the pooled positions only."""
+    name = spec.activation
+    if name.startswith("leaky_relu:"):
+        return not spec.post_affine and float(name.split(":", 1)[1]) >= 0
+    return not spec.post_affine and name in _NON_DECREASING
+
+
 def _neuron_kernel(params, layer: int, neuron: jax.Array) -> tuple[jax.Array, jax.Array]:
     kernel = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["kernel"], neuron, axis=2,
                                           keepdims=False)
@@ -109,27 +138,36 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
     def run(blocks, w, b, x):
         h, saved = x, []
         for spec, blk in zip(specs, blocks):
-            width = spec.kernel_width
-            u = unfold_windows(h.astype(dtype), width)
+            u = unfold_windows(h.astype(dtype), spec.kernel_width)
             z = jnp.dot(u.reshape(-1, u.shape[-1]), blk["w"], preferred_element_type=jnp.float32)
-            z = z.reshape(*u.shape[:-1], -1) + blk["b"]
+            z = z.reshape(*u.shape[:-1], -1)
             fn = _elementwise(spec, blk["post"])
-            a = fn(z)
-            pooled = _maxpool(a, spec.pool)
-            saved.append((z, a, pooled, fn))
-            h = pooled
-        f = jnp.einsum("plc,lc->p", h[:, : w.shape[0]], w) + b
+            if _pool_first(spec):  # max-pool the raw dot; bias and activation on 1/pool of it
+                pooled = _pool_max(z, spec.pool)
+                pre = pooled + blk["b"]
+                h = fn(pre)
+                saved.append((fn, pre, z, pooled))
+            else:
+                pre = z + blk["b"]
+                a = fn(pre)
+                h = _pool_max(a, spec.pool)
+                saved.append((fn, pre, a, h))
+        # the neuron's own dot as a mat-vec on flat windows (an einsum over (l, c) transposed them)
+        k = w.shape[0]
+        f = h[:, :k].reshape(h.shape[0], -1) @ w.reshape(-1) + b
         if not with_grad:
             return f
         d = jnp.pad(jnp.broadcast_to(w, (h.shape[0],) + w.shape),
-                    ((0, 0), (0, h.shape[1] - w.shape[0]), (0, 0)))
-        for spec, blk, (z, a, pooled, fn) in zip(specs[::-1], blocks[::-1], saved[::-1]):
-            d = _pool_grad(d, a, pooled, spec.pool)
-            _, pullback = jax.vjp(fn, z)
-            (dz,) = pullback(d)
-            du = jnp.dot(dz.reshape(-1, dz.shape[-1]).astype(dtype), blk["wt"],
+                    ((0, 0), (0, h.shape[1] - k), (0, 0)))
+        for spec, blk, (fn, pre, pool_in, pool_out) in zip(specs[::-1], blocks[::-1], saved[::-1]):
+            pullback = jax.vjp(fn, pre)[1]
+            if _pool_first(spec):
+                d = _pool_grad(pullback(d)[0], pool_in, pool_out, spec.pool)
+            else:
+                d = pullback(_pool_grad(d, pool_in, pool_out, spec.pool))[0]
+            du = jnp.dot(d.reshape(-1, d.shape[-1]).astype(dtype), blk["wt"],
                          preferred_element_type=jnp.float32)
-            d = fold_windows(du.reshape(*dz.shape[:-1], -1), spec.kernel_width)
+            d = fold_windows(du.reshape(*d.shape[:-1], -1), spec.kernel_width)
         return f, d
 
     return run
@@ -164,7 +202,7 @@ def _in_chunks(run: Callable, config: NetworkConfig, layer: int, precision: str,
     def scored(params, x, neuron):
         blocks = _kernels(config, params, layer, dtype)
         w, b = _neuron_kernel(params, layer, neuron)
-        x = x.astype(jnp.float32)
+        x = x.astype(dtype)  # one-hot: exact in bf16, and half the bytes to unfold
         size = x.shape[0]
         if chunk is None or chunk >= size:
             return run(blocks, w, b, x)

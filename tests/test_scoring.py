@@ -75,14 +75,16 @@ def test_fold_windows_is_the_transpose_of_unfold_windows():
     np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
 
 
-def test_pool_gradient_splits_ties_as_jax_does():
+def test_pool_max_and_its_gradient_match_jax_with_ties():
     from nmjax.network import _maxpool
-    from nmjax.scoring import _pool_grad
+    from nmjax.scoring import _pool_grad, _pool_max
 
     a = jnp.asarray([[[1.0, 2.0], [1.0, 0.5], [0.0, 2.0], [3.0, 1.0], [3.0, 1.0], [9.0, 9.0],
                       [7.0, 7.0]]])  # ties in both windows of both channels; 1 left over
     d = jnp.asarray([[[1.0, 10.0], [100.0, 1000.0]]])
-    got = _pool_grad(d, a, _maxpool(a, 3), 3)
+    pooled = _pool_max(a, 3)
+    np.testing.assert_array_equal(pooled, _maxpool(a, 3))
+    got = _pool_grad(d, a, pooled, 3)
     want = jax.grad(lambda a: jnp.sum(_maxpool(a, 3) * d))(a)
     np.testing.assert_allclose(got, want)
     assert float(got[0, 0, 0]) == 0.5  # the tie in channel 0 shares the gradient
