@@ -30,6 +30,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .errors import NmjaxError
 from .network import Network, NetworkConfig, activation_fn, receptive_field
@@ -52,6 +53,9 @@ _COMPUTE_DTYPE = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 def unfold_windows(h: jax.Array, width: int) -> jax.Array:
     """(..., L, C) -> (..., L - width + 1, width * C): every window of `width` positions, flat."""
     out_len = h.shape[-2] - width + 1
+    if h.shape[-1] == 4:  # one-hot input: one gather kernel, not `width` tiny slices (Basset
+        idx = 4 * np.arange(out_len)[:, None] + np.arange(4 * width)[None, :]  # L2: 8 % faster)
+        return h.reshape(*h.shape[:-2], -1)[..., idx]
     if h.dtype == jnp.bfloat16:  # XLA CPU concatenates bf16 via float32 (two extra passes)
         bits = jax.lax.bitcast_convert_type(h, jnp.uint16)
         return jax.lax.bitcast_convert_type(unfold_windows(bits, width), jnp.bfloat16)
