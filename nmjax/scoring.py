@@ -14,9 +14,13 @@ but ran 2x slower on this CPU (bench/results/): every conv is ONE 2-D dot on unf
 kernel, prepared once outside the population loop, followed by a fold (a fused sum of shifted
 copies). XLA CPU runs such dots through its matmul library (bf16 on the AMX units), while its
 conv-transpose to the 4 one-hot channels and its scatter-add fold ran far below matmul rate.
-Max-pool gradients split ties evenly, as JAX's own rule does. Only blocks 1..l-1 run in full;
-neuron (l, c) itself is one dot product of the block input with its kernel slice. The population
-is scored in sequential chunks (`lax.map`) sized so a chunk's activations stay in cache.
+Around the dots the pass is bound by memory traffic, so each max-pool is one reduce that also
+records the phase of the maximum (the gradient reads that index, not the conv output again), and
+where the activation commutes with max-pooling the pool comes first (`_pool_first`). Max-pool
+gradients go to the first maximum of a window, TensorFlow's rule (JAX splits exact ties evenly;
+the two differ only at ties). Only blocks 1..l-1 run in full; neuron (l, c) itself is one dot
+product of the block input with its kernel slice. The population is scored in sequential chunks
+(`lax.map`) of `CHUNK_ELEMENTS`.
 
 precision='bf16' feeds the dots bfloat16 inputs and kernels with float32 accumulation
 (biases, activations, pools and the last dot stay float32): f then differs from the float32
@@ -37,14 +41,14 @@ from .network import Network, NetworkConfig, activation_fn, receptive_field
 
 PRECISIONS = ("fp32", "bf16")
 # precision='auto' picks bf16 for a layer when a conv below it is at least this wide: with
-# Basset's 300-channel first conv the layer-2 and layer-3 passes ran 1.2-1.9x faster in bf16 than
-# in fp32, while the bundled example's 24-32-channel convs ran 7-34 % slower (the casts cost more
-# than the narrow dots save).
+# Basset's 300-channel first conv a layer-2 generation ran 1.6x faster in bf16 than in fp32,
+# while on the bundled example's 24-32-channel convs bf16 gained 0-2 % (layer 5), before the
+# float32 re-scoring of the kept samples that it costs.
 BF16_MIN_CHANNELS = 128
 # Elements of the largest per-window intermediate (an unfolded conv input or a conv output)
 # held per chunk of the population. 2e6 gives chunks of 202, 21 and 76 windows on Basset layers
 # 2 and 3 and BD-10 layer 10, each the fastest of the sizes tried there in bf16 (50-400, 5-80
-# and 8-150 windows; 10-40 % faster than the extremes).
+# and 8-150 windows; 10-40 % faster than the extremes; at layer 2 again after the pool rewrite).
 CHUNK_ELEMENTS = 2_000_000
 _NON_DECREASING = {"linear", "relu", "sigmoid", "tanh", "elu", "selu", "softplus", "exponential"}
 _COMPUTE_DTYPE = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
@@ -70,31 +74,32 @@ def fold_windows(u: jax.Array, width: int) -> jax.Array:
     return sum(jnp.pad(u[..., i, :], lead + [(i, width - 1 - i), (0, 0)]) for i in range(width))
 
 
-def _pool_phases(a: jax.Array, pool: int) -> list[jax.Array]:
-    """Phase i of every pooling window of a (C, L, ch): positions pool * j + i (a remainder is
-    dropped, as `network._maxpool` drops it)."""
+def _pool_max(a: jax.Array, pool: int) -> tuple[jax.Array, jax.Array | None]:
+    """`network._maxpool` of a (C, L, ch) and, per window, the phase of its first maximum
+    (int8), from one variadic reduce: the gradient then reads the small index instead of a."""
+    if pool == 1:
+        return a, None
     kept = a.shape[1] // pool * pool
     win = a[:, :kept].reshape(a.shape[0], kept // pool, pool, a.shape[2])
-    return [win[:, :, i] for i in range(pool)]
+    phase = jax.lax.broadcasted_iota(jnp.int8, win.shape, 2)
+
+    def first_max(x, y):
+        take_y = (y[0] > x[0]) | ((y[0] == x[0]) & (y[1] < x[1]))
+        return jnp.where(take_y, y[0], x[0]), jnp.where(take_y, y[1], x[1])
+
+    return jax.lax.reduce((win, phase), (jnp.array(-jnp.inf, a.dtype), jnp.int8(0)), first_max,
+                          (2,))
 
 
-def _pool_max(a: jax.Array, pool: int) -> jax.Array:
-    """`network._maxpool` as an elementwise maximum of the phases (XLA CPU ran the reduce as a
-    separate, much slower kernel)."""
-    return a if pool == 1 else functools.reduce(jnp.maximum, _pool_phases(a, pool))
-
-
-def _pool_grad(d: jax.Array, a: jax.Array, pooled: jax.Array, pool: int) -> jax.Array:
-    """Gradient of `_pool_max` at input a: d goes to the maximal entries, ties share it evenly
-    (JAX's rule). d is used once, broadcast over the phases, so XLA keeps the fold that made it
-    in one fused pass."""
+def _pool_grad(d: jax.Array, argmax: jax.Array | None, pool: int, length: int) -> jax.Array:
+    """Gradient of `_pool_max` (input length `length`): d goes to the first maximal entry of each
+    window, as TensorFlow's max-pool gradient does (JAX splits ties evenly)."""
     if pool == 1:
         return d
-    kept = a.shape[1] // pool * pool
-    hit = a[:, :kept].reshape(a.shape[0], kept // pool, pool, a.shape[2]) == pooled[:, :, None, :]
-    count = sum(hit[:, :, i].astype(d.dtype) for i in range(pool))
-    g = jnp.where(hit, (d / count)[:, :, None, :], 0.0).reshape(a.shape[0], kept, a.shape[2])
-    return jnp.pad(g, ((0, 0), (0, a.shape[1] - kept), (0, 0)))
+    phase = jax.lax.broadcasted_iota(jnp.int8, d.shape[:2] + (pool,) + d.shape[2:], 2)
+    g = jnp.where(phase == argmax[:, :, None, :], d[:, :, None, :], 0.0)
+    g = g.reshape(d.shape[0], -1, d.shape[2])
+    return jnp.pad(g, ((0, 0), (0, length - g.shape[1]), (0, 0)))
 
 
 def _kernels(config: NetworkConfig, params, layer: int, dtype) -> list[dict]:
@@ -147,15 +152,13 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
             z = z.reshape(*u.shape[:-1], -1)
             fn = _elementwise(spec, blk["post"])
             if _pool_first(spec):  # max-pool the raw dot; bias and activation on 1/pool of it
-                pooled = _pool_max(z, spec.pool)
+                pooled, argmax = _pool_max(z, spec.pool)
                 pre = pooled + blk["b"]
                 h = fn(pre)
-                saved.append((fn, pre, z, pooled))
             else:
                 pre = z + blk["b"]
-                a = fn(pre)
-                h = _pool_max(a, spec.pool)
-                saved.append((fn, pre, a, h))
+                h, argmax = _pool_max(fn(pre), spec.pool)
+            saved.append((fn, pre, argmax, z.shape[1]))
         # the neuron's own dot as a mat-vec on flat windows (an einsum over (l, c) transposed them)
         k = w.shape[0]
         f = h[:, :k].reshape(h.shape[0], -1) @ w.reshape(-1) + b
@@ -163,12 +166,12 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
             return f
         d = jnp.pad(jnp.broadcast_to(w, (h.shape[0],) + w.shape),
                     ((0, 0), (0, h.shape[1] - k), (0, 0)))
-        for spec, blk, (fn, pre, pool_in, pool_out) in zip(specs[::-1], blocks[::-1], saved[::-1]):
+        for spec, blk, (fn, pre, argmax, length) in zip(specs[::-1], blocks[::-1], saved[::-1]):
             pullback = jax.vjp(fn, pre)[1]
             if _pool_first(spec):
-                d = _pool_grad(pullback(d)[0], pool_in, pool_out, spec.pool)
+                d = _pool_grad(pullback(d)[0], argmax, spec.pool, length)
             else:
-                d = pullback(_pool_grad(d, pool_in, pool_out, spec.pool))[0]
+                d = pullback(_pool_grad(d, argmax, spec.pool, length))[0]
             du = jnp.dot(d.reshape(-1, d.shape[-1]).astype(dtype), blk["wt"],
                          preferred_element_type=jnp.float32)
             d = fold_windows(du.reshape(*d.shape[:-1], -1), spec.kernel_width)

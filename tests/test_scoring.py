@@ -75,19 +75,24 @@ def test_fold_windows_is_the_transpose_of_unfold_windows():
     np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
 
 
-def test_pool_max_and_its_gradient_match_jax_with_ties():
+def test_pool_max_matches_network_and_routes_gradient_to_first_maximum():
     from nmjax.network import _maxpool
     from nmjax.scoring import _pool_grad, _pool_max
 
     a = jnp.asarray([[[1.0, 2.0], [1.0, 0.5], [0.0, 2.0], [3.0, 1.0], [3.0, 1.0], [9.0, 9.0],
                       [7.0, 7.0]]])  # ties in both windows of both channels; 1 left over
     d = jnp.asarray([[[1.0, 10.0], [100.0, 1000.0]]])
-    pooled = _pool_max(a, 3)
+    pooled, argmax = _pool_max(a, 3)
     np.testing.assert_array_equal(pooled, _maxpool(a, 3))
-    got = _pool_grad(d, a, pooled, 3)
-    want = jax.grad(lambda a: jnp.sum(_maxpool(a, 3) * d))(a)
-    np.testing.assert_allclose(got, want)
-    assert float(got[0, 0, 0]) == 0.5  # the tie in channel 0 shares the gradient
+    got = _pool_grad(d, argmax, 3, a.shape[1])
+    want = np.zeros((1, 7, 2), np.float32)
+    want[0, [0, 0, 5, 5], [0, 1, 0, 1]] = [1.0, 10.0, 100.0, 1000.0]  # first max of each window
+    np.testing.assert_array_equal(got, want)
+    # without ties it is JAX's gradient
+    b = a + jnp.arange(14.0).reshape(1, 7, 2) * 1e-3
+    pooled, argmax = _pool_max(b, 3)
+    np.testing.assert_allclose(_pool_grad(d, argmax, 3, b.shape[1]),
+                               jax.grad(lambda b: jnp.sum(_maxpool(b, 3) * d))(b))
 
 
 @pytest.mark.parametrize("layer", [1, 2, 3])
