@@ -184,3 +184,15 @@ def test_bench_random_network_has_batchnorm_statistics():
         std = z.std((0, 1))
         assert np.all((std > 0.3) & (std < 2.0)), (layer, std)  # gamma ~ U(0.5, 1.5)
         assert abs(float(z.mean())) < 1.0
+
+
+def test_bench_compile_clock_counts_compiles_not_cached_calls():
+    from nmjax.bench import _compile_clock
+
+    clock = _compile_clock()
+    fn = jax.jit(lambda x: jnp.tanh(x) @ x.T + 3.0)
+    fn(jnp.ones((7, 5))).block_until_ready()
+    compiled = clock()
+    assert compiled > 0
+    fn(jnp.ones((7, 5))).block_until_ready()  # cached: no new compile
+    assert clock() == compiled
