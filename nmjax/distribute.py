@@ -42,7 +42,9 @@ NEURON_AXIS = "neurons"
 # `activation_floats` x 4 bytes) + WINDOW_FACTOR x (population x N x 4 one-hot floats x 4 bytes).
 # Calibrated with `ga_temp_bytes` (XLA CPU, jax 0.10.2, batch 2 minus batch 1) on the toy
 # network, the example's layers 3 and 5, Basset layers 2-3 (bf16) and BD-10 layer 8: the
-# estimate is 1.3-3.9x the measured bytes on all of them.
+# estimate was 1.3-3.9x the measured bytes on all of them. The pass now keeps pooled activations
+# only, and the estimate is 2.8-4.8x XLA's temporary bytes of one neuron's generation (bench
+# `temp MB`: Basset layers 2-3, BD-10 layer 10, the example's layer 5): safe, if loose.
 CHUNK_FACTOR, WINDOW_FACTOR = 2, 8
 
 
@@ -235,6 +237,7 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
         write_text(d / "shards" / f"{shard.name}.json",
                    json.dumps(record, indent=2, sort_keys=True) + "\n")
         done[l] = mine
+        jax.clear_caches()  # as `decode`: no later layer reuses this one's compiled programs
     return done
 
 

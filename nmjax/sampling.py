@@ -370,16 +370,25 @@ def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array]
     pop, neuron_ids = distribute.shard_neurons((pop, neuron_ids))  # neuron axis over devices
     sets = [SampleSet.empty(settings.length) for _ in neurons]
     rngs = [neuron_rng(k) for k in keys]
-    for gen in range(1, config.max_generations + 1):
-        pop, out = step(net.params, pop, neuron_ids)
+
+    def collect(gen: int, out: Generation) -> None:
         bases, f, active = np.asarray(out.bases), np.asarray(out.f), np.asarray(out.active)
         for k in np.flatnonzero(active):
             sets[k].add(bases[k], f[k])
             if gen % config.cap_every == 0 and len(sets[k].f) > config.max_samples:
                 sets[k].deduplicate()
                 sets[k].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[k])
+
+    pending = None
+    for gen in range(1, config.max_generations + 1):
+        pop, out = step(net.params, pop, neuron_ids)  # dispatched: runs while the host
+        if pending is not None:                      # collects the previous generation
+            collect(*pending)
+        pending = (gen, out)
         if bool(np.all(np.asarray(pop.done))):
             break
+    if pending is not None:
+        collect(*pending)
     generations = np.asarray(pop.generation).tolist()
     finished = [finish_samples(s, config, r) for s, r in zip(sets, rngs)]
     if settings.precision != "fp32":
