@@ -224,8 +224,9 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     The first batch also pays compilation; steady per-neuron figures use the later batches when
     there are several, less the seconds JAX spent compiling in them (a later neuron whose sample
     set falls in a new K-means row bucket compiles that program once per layer; a whole-layer run
-    spreads it over hundreds of neurons). Both figures are recorded. `max_samples` lowers the sample-set cap (the paper's is 100,000; the
-    per-bin cap scales with it) to bound the decoupling's feature maps in memory.
+    spreads it over hundreds of neurons). Both figures are recorded. `max_samples` lowers the
+    sample-set cap (the paper's is 100,000; the per-bin cap scales with it) to bound the
+    decoupling's feature maps in memory.
     """
     from . import sampling
     from .decode import DecodeConfig, neuron_key, summarise
@@ -383,7 +384,7 @@ def markdown(result: dict) -> str:
             f"{r['peak_rss_mb']} | {r['load_before']}-{r['load_after']} |")
     if result["decoded"]:
         lines += ["", "## Decoded neurons, full-size Basset (sampling + decoupling)", "",
-                  "| layer | neurons | generations | sample cap | s/neuron (with compile) | "
+                  "| layer | neurons | generations | sample cap | s/neuron net of compile (with) | "
                   "K-means s | authors s/neuron | speed-up | target | s/generation (authors) | "
                   "load |",
                   "|" + "---|" * 11]
