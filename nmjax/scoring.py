@@ -29,7 +29,6 @@ the GA's mutation gradients only and keeps every f it records in float32 (`Decod
 """
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import jax
@@ -157,14 +156,15 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
             z = jnp.dot(u.reshape(-1, u.shape[-1]), blk["w"], preferred_element_type=jnp.float32)
             z = z.reshape(*u.shape[:-1], -1)
             fn = _elementwise(spec, blk["post"])
-            if _pool_first(spec):  # max-pool the raw dot; bias and activation on 1/pool of it
+            first = _pool_first(spec)
+            if first:  # max-pool the raw dot; bias and activation on 1/pool of it
                 pooled, argmax = _pool_max(z, spec.pool)
                 pre = pooled + blk["b"]
                 h = fn(pre)
             else:
                 pre = z + blk["b"]
                 h, argmax = _pool_max(fn(pre), spec.pool)
-            saved.append((fn, pre, argmax, z.shape[1]))
+            saved.append((fn, pre, argmax, z.shape[1], first))
         # the neuron's own dot as a mat-vec on flat windows (an einsum over (l, c) transposed them)
         k = w.shape[0]
         f = h[:, :k].reshape(h.shape[0], -1) @ w.reshape(-1) + b
@@ -172,9 +172,10 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
             return f
         d = jnp.pad(jnp.broadcast_to(w, (h.shape[0],) + w.shape),
                     ((0, 0), (0, h.shape[1] - k), (0, 0)))
-        for spec, blk, (fn, pre, argmax, length) in zip(specs[::-1], blocks[::-1], saved[::-1]):
+        for spec, blk, (fn, pre, argmax, length, first) in zip(specs[::-1], blocks[::-1],
+                                                               saved[::-1]):
             pullback = jax.vjp(fn, pre)[1]
-            if _pool_first(spec):
+            if first:
                 d = _pool_grad(pullback(d)[0], argmax, spec.pool, length)
             else:
                 d = pullback(_pool_grad(d, argmax, spec.pool, length))[0]
