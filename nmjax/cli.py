@@ -86,7 +86,8 @@ def cmd_decode(args) -> int:
                                    ("memory_budget", None if args.memory_budget is None
                                     else parse_size(args.memory_budget))) if v is not None}
     config = dataclasses.replace(DecodeConfig(method=args.method, mutation=args.mutation,
-                                              rounds=rounds, precision=args.precision),
+                                              rounds=rounds, precision=args.precision,
+                                              segment_rule=args.segment_rule),
                                  **overrides)
     layers = parse_range(args.layers, "--layers") if args.layers else None
     neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
@@ -146,14 +147,17 @@ def cmd_match(args) -> int:
 
 
 def cmd_grammar(args) -> int:
-    from .grammar import grammar_run
+    from .grammar import GrammarParams, grammar_run
     from .matching import TomtomParams
 
     tparams = TomtomParams(distance=args.distance)
-    for layer, result in grammar_run(args.dir, args.motif_db, args.release, tparams=tparams).items():
+    params = GrammarParams(segment_rule=args.rule)
+    for layer, result in grammar_run(args.dir, args.motif_db, args.release, params,
+                                     tparams=tparams).items():
         for neuron, g in result["neurons"].items():
             if g["text"]:
                 print(f"layer {layer} neuron {neuron}: {g['text']}")
+    print(f"wrote {args.dir}/grammars.tsv and layer*/grammar.tsv")
     return 0
 
 
@@ -215,6 +219,8 @@ def _analysis_args(p: argparse.ArgumentParser, db: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .motifs import DEFAULT_SEGMENT_RULE, SEGMENT_RULES
+
     parser = argparse.ArgumentParser(prog="nmjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="print the conv layers, receptive fields and shift multiplicities")
@@ -253,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="GA passes in bf16 or fp32; auto: bf16 below convs of >= 128 channels "
                         "(kept samples are re-scored in fp32 either way)")
+    p.add_argument("--segment-rule", default=DEFAULT_SEGMENT_RULE, choices=tuple(SEGMENT_RULES),
+                   help="how PPMs are cut into motifs for motifs.meme and the grammar "
+                        f"(default: {DEFAULT_SEGMENT_RULE}; see README, Matching and grammar)")
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's clip(N/20*1000, 2000, 5000))")
     p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: 200)")
@@ -283,8 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("match", help="Tomtom of decoded motifs against JASPAR or a MEME file")
     _analysis_args(p)
     p.set_defaults(func=cmd_match)
-    p = sub.add_parser("grammar", help="motif dictionary and grammar (syntax) of every neuron")
+    p = sub.add_parser("grammar", help="motif dictionary and grammar (syntax) of every neuron, "
+                                       "and the model's grammars ranked by neurons")
     _analysis_args(p)
+    p.add_argument("--rule", default=None, choices=tuple(SEGMENT_RULES),
+                   help="segmentation rule (default: the one the decode used, run.json)")
     p.set_defaults(func=cmd_grammar)
     p = sub.add_parser("diagnose", help="alive, sick and dead neurons per layer (text and JSON)")
     _analysis_args(p, db=False)

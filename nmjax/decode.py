@@ -59,6 +59,8 @@ class DecodeConfig:
     precision: the GA's forward and gradient passes in 'fp32', 'bf16' or 'auto' (bf16 where a
         conv below the layer is wide: `nmjax.scoring.layer_precision`); the f of every kept
         sample is re-scored in float32 (`sampling.rescore`), so outputs carry float32 values.
+    segment_rule: how motifs.meme cuts the PPMs into segments and the grammar's dictionary
+        reads them (`nmjax.motifs.SEGMENT_RULES`: 'reference', the authors' code, or 'paper').
     """
 
     method: str = "neuronmotif"
@@ -86,9 +88,7 @@ class DecodeConfig:
     kmeans_max_iter: int = 300
     ppm_bins: int = 20
     laplace_pseudocount: float = 80.0
-    ic_threshold: float = 1.0
-    motif_extend: int = 3
-    min_motif_length: int = 8
+    segment_rule: str = motifs.DEFAULT_SEGMENT_RULE
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -106,6 +106,7 @@ class DecodeConfig:
         if self.memory_budget is not None and self.memory_budget < 1:
             raise NmjaxError(f"memory_budget must be a positive number of bytes, not "
                              f"{self.memory_budget}")
+        motifs.segment_rule(self.segment_rule)   # a clear error for an unknown rule
         if self.population is not None and self.population < 10:
             raise NmjaxError(f"population {self.population} is too small (at least 10)")
 
@@ -312,6 +313,7 @@ def _read_part(path: Path) -> NeuronResult:
 def layer_files(result: LayerResult, config: DecodeConfig) -> dict[str, object]:
     """The assembled layer outputs: ppms.meme and motifs.meme motif lists, neurons.tsv text."""
     ppms, segs = [], []
+    rule = motifs.segment_rule(config.segment_rule)
     rows = ["neuron\tsubset\tn\tact\tconact\tconsensus"]
     for neuron in sorted(result.neurons):
         r = result.neurons[neuron]
@@ -321,8 +323,7 @@ def layer_files(result: LayerResult, config: DecodeConfig) -> dict[str, object]:
         for s, smooth in enumerate(r.smoothed(config.laplace_pseudocount)):
             name = f"L{result.layer}_N{neuron}_S{s}"
             ppms.append(Motif(name, smooth, int(r.n[s])))
-            for start, end in motifs.segment(smooth, config.ic_threshold, config.motif_extend,
-                                             config.min_motif_length):
+            for start, end in motifs.segment_ppm(r.ppms[s], int(r.n[s]), rule):
                 segs.append(Motif(f"{name}_{start}-{end}", smooth[start:end], int(r.n[s])))
             rows.append(f"{neuron}\t{s}\t{r.n[s]}\t{r.act[s]:.6g}\t{r.conact[s]:.6g}\t"
                         f"{motifs.consensus_string(r.consensus[s])}")

@@ -102,6 +102,23 @@ def tomtom_columns(motif: Motif, params: TomtomParams) -> np.ndarray:
     return np.ascontiguousarray(p.T)
 
 
+_COLUMNS: dict[tuple[int, TomtomParams], tuple[Motif, np.ndarray]] = {}
+
+
+def _cached_columns(motif: Motif, params: TomtomParams) -> np.ndarray:
+    """`tomtom_columns` of a motif compared many times (a database's matrices): kept while the
+    motif object lives (keyed by identity, checked), at most 20,000 entries."""
+    key = (id(motif), params)
+    hit = _COLUMNS.get(key)
+    if hit is not None and hit[0] is motif:
+        return hit[1]
+    if len(_COLUMNS) > 20_000:
+        _COLUMNS.clear()
+    cols = tomtom_columns(motif, params)
+    _COLUMNS[key] = (motif, cols)
+    return cols
+
+
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg q-values along the last axis (pi0 = 1, as MEME's tomtom)."""
     p = np.asarray(p, np.float64)
@@ -122,7 +139,7 @@ def tomtom(queries: Sequence[Motif], targets: Sequence[Motif], reverse_complemen
     if not queries or not targets:
         raise NmjaxError("Tomtom needs at least one query and one target motif")
     qs = [tomtom_columns(m, params) for m in queries]
-    ts = [tomtom_columns(m, params) for m in targets]
+    ts = [_cached_columns(m, params) for m in targets]
     with warnings.catch_warnings():
         # memelite warns below 25 targets; callers that compare few motifs pad the targets
         # with a database (grammar) or accept it, so the warning is not repeated per call.

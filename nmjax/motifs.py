@@ -1,9 +1,19 @@
 """Motifs of decoupled sample subsets (method-notes §3-4): weighted PPMs and IC segmentation."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .sampling import value_bins
+
+def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:
+    """Bin index of each f in (0, top] split into `bins` equal bins; the max lands in the top bin.
+
+    Bin i holds (top*i/bins, top*(i+1)/bins]; computed in float64 and clipped, so f == top is in
+    bin bins-1 whatever the rounding (the reference's float32 edges can leave it out).
+    """
+    idx = np.ceil(np.asarray(f, np.float64) * bins / float(top)).astype(np.int64) - 1
+    return np.clip(idx, 0, bins - 1)
 
 
 def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20) -> np.ndarray:
@@ -53,19 +63,73 @@ def information_content(ppm: np.ndarray) -> np.ndarray:
     return 2.0 + np.sum(np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0), axis=1)
 
 
-def segment(ppm: np.ndarray, threshold: float = 1.0, extend: int = 3, min_length: int = 8
-            ) -> list[tuple[int, int]]:
-    """Motif regions of a (smoothed) PPM as 0-based half-open (start, end).
+def unsmooth(ppm: np.ndarray, n: int, pseudo: float = 80.0) -> np.ndarray:
+    """The raw PPM of a Laplace-smoothed one (inverse of `laplace`), clipped to [0, 1] and
+    renormalised: the decoder's ppms.meme hold smoothed PPMs with nsites = n."""
+    raw = np.clip((np.asarray(ppm, np.float64) * (n + pseudo) - 0.25 * pseudo) / max(n, 1), 0, 1)
+    total = raw.sum(1, keepdims=True)
+    return np.where(total > 0, raw / np.where(total > 0, total, 1.0), 0.25)
 
-    Positions with IC > threshold, each extended by `extend` bp both sides (clipped), overlapping
-    or touching regions merged, regions longer than `min_length` bp kept.
-    """
-    n = len(ppm)
-    regions: list[list[int]] = []
-    for p in np.flatnonzero(information_content(ppm) > threshold):
-        start, end = max(0, p - extend), min(n, p + extend + 1)
-        if regions and start <= regions[-1][1]:
-            regions[-1][1] = max(regions[-1][1], end)
-        else:
-            regions.append([start, end])
-    return [(s, e) for s, e in regions if e - s > min_length]
+
+@dataclass(frozen=True)
+class SegmentRule:
+    """How a decoupled PPM is cut into motif segments; one rule serves motifs.meme (matching)
+    and the grammar's dictionary, so both read the same sites.
+
+    The raw PPM is Laplace-smoothed with `pseudocount` (its subset's n), IC = 2 - entropy in
+    `unit` ('bit': log2, 'nat': ln, as the authors' code computes it, so 1 nat = 0.557 bits),
+    averaged over a running window of `running_mean` positions; positions above `threshold`
+    are widened by `left` / `right` bp, touching regions merge, and regions of at least
+    `min_length` bp are kept."""
+
+    name: str
+    pseudocount: float
+    unit: str
+    threshold: float
+    running_mean: int
+    left: int
+    right: int
+    min_length: int
+
+
+SEGMENT_RULES = {
+    # method-notes §4 as printed: IC > 1 bit on the M = 80 PPM, 3 bp both sides, > 8 bp
+    "paper": SegmentRule("paper", 80.0, "bit", 1.0, 1, 3, 3, 9),
+    # the authors' ppm_segment as build_segment.py / build_dict.py call it: M = 30,
+    # 2 - entropy in nats > 1 on a 3-position running mean (end positions 0), flank 1 (1 bp
+    # each side), at least int(1.5 * flank) + 3 = 4 bp
+    "reference": SegmentRule("reference", 30.0, "nat", 1.0, 3, 1, 1, 4),
+}
+DEFAULT_SEGMENT_RULE = "reference"
+
+
+def segment_rule(name: str) -> SegmentRule:
+    from .errors import NmjaxError
+
+    if name not in SEGMENT_RULES:
+        raise NmjaxError(f"unknown segmentation rule {name!r}; choose from "
+                         f"{', '.join(SEGMENT_RULES)}")
+    return SEGMENT_RULES[name]
+
+
+def segment_ppm(raw_ppm: np.ndarray, n: int, rule: SegmentRule) -> list[tuple[int, int]]:
+    """Motif regions of a raw decoupled PPM (n sequences) under `rule`, as 0-based half-open
+    (start, end)."""
+    p = laplace(raw_ppm, n, rule.pseudocount)
+    ic = information_content(p)
+    if rule.unit == "nat":
+        ic = 2.0 + (ic - 2.0) * np.log(2.0)
+    w = rule.running_mean
+    if w > 1:
+        smooth = np.zeros_like(ic)
+        if len(ic) > w - 1:
+            smooth[w // 2:len(ic) - (w - 1 - w // 2)] = np.convolve(ic, np.ones(w) / w, "valid")
+        ic = smooth
+    core = ic > rule.threshold
+    on = core.copy()
+    for d in range(1, rule.left + 1):
+        on[:-d] |= core[d:]
+    for d in range(1, rule.right + 1):
+        on[d:] |= core[:-d]
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], on, [False]]).astype(np.int8)))
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2]) if e - s >= rule.min_length]

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import distribute
+from .motifs import value_bins
 from .scoring import layer_precision, make_score_fn, make_value_fn
 
 if TYPE_CHECKING:  # DecodeConfig lives in decode.py, which imports this module
@@ -51,16 +52,6 @@ def unpack_bases(packed: np.ndarray, length: int) -> np.ndarray:
     shifts = np.array([0, 2, 4, 6], np.uint8)
     out = (packed[..., None] >> shifts) & 3
     return out.reshape(len(packed), -1)[:, :length].astype(np.uint8)
-
-
-def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:
-    """Bin index of each f in (0, top] split into `bins` equal bins; the max lands in the top bin.
-
-    Bin i holds (top*i/bins, top*(i+1)/bins]; computed in float64 and clipped, so f == top is in
-    bin bins-1 whatever the rounding (the reference's float32 edges can leave it out).
-    """
-    idx = np.ceil(np.asarray(f, np.float64) * bins / float(top)).astype(np.int64) - 1
-    return np.clip(idx, 0, bins - 1)
 
 
 @dataclasses.dataclass

@@ -9,7 +9,8 @@ import numpy as np
 
 from nmjax.meme import Motif, write_meme
 from nmjax.motifdb import jaspar_motif
-from nmjax.motifs import consensus, consensus_string, laplace, segment
+from nmjax.motifs import (DEFAULT_SEGMENT_RULE, SEGMENT_RULES, consensus, consensus_string,
+                          laplace, segment_ppm)
 
 N_SAMPLES = 2000
 SOFT_GAPS = (10, 12, 14, 16, 18, 20)
@@ -50,10 +51,11 @@ def write_fake_decode(out_dir: Path, seed: int = 0, plan: dict = PLAN,
                 rows.append(f"{neuron}\t0\t0\tnan\tnan\t")
                 continue
             for s, sites in enumerate(subsets):
-                ppm = planted_ppm(length, sites, rng, matrices)
+                raw = planted_ppm(length, sites, rng, matrices)
+                ppm = laplace(raw, N_SAMPLES, 80.0)      # as ppms.meme holds them
                 name = f"L{layer}_N{neuron}_S{s}"
                 ppms.append(Motif(name, ppm, N_SAMPLES))
-                for a, b in segment(laplace(ppm, N_SAMPLES)):
+                for a, b in segment_ppm(raw, N_SAMPLES, SEGMENT_RULES[DEFAULT_SEGMENT_RULE]):
                     motifs.append(Motif(f"{name}_{a}-{b}", ppm[a:b], N_SAMPLES))
                 act = 10.0 + s
                 conact = 0.2 * act if not sites else 0.9 * act

@@ -1,4 +1,6 @@
-"""Grammar (dictionary, sites, gaps, syntax tree) on a decode directory with planted dimers."""
+"""Grammar: dictionary of hard motifs and syntax lines, on synthetic decoupled PPMs built from
+JASPAR matrices (the exact line is asserted), and the layer and model summary on a decode
+directory."""
 from __future__ import annotations
 
 import json
@@ -6,18 +8,177 @@ import json
 import numpy as np
 import pytest
 
-from fake_decode import SOFT_GAPS, write_fake_decode
+from fake_decode import SOFT_GAPS, planted_ppm, write_fake_decode
+from nmjax.dictionary import DecodedPPM, DictionaryParams, tied_names
 from nmjax.errors import NmjaxError
-from nmjax.diagnose import parse_ppm_name
-from nmjax.grammar import (GrammarParams, _drop_repeats, _name_match, canonical_text, grammar_run,
-                           segment_regions, tied_names)
-from nmjax.matching import TomtomResult, benjamini_hochberg
+from nmjax.grammar import grammar_run, neuron_grammar
 from nmjax.motifdb import jaspar_motif, load_motif_db
+from nmjax.motifs import SEGMENT_RULES, laplace, segment_ppm
+from nmjax.syntax import canonical, gap_interval, gap_text
+
+CTCF, CEBPB, NFIX, SPI1, GATA1 = "MA0139.2", "MA0466.4", "MA1528.2", "MA0080.7", "MA0035.5"
+N = 3000
 
 
 @pytest.fixture(scope="module")
 def db():
     return load_motif_db()
+
+
+def rc(sites: list[tuple[str, int]], matrices: dict, length: int) -> list[tuple[str, int]]:
+    """The same sites on the other strand of a window of `length` (matrices reverse-complemented)."""
+    out = []
+    for m, start in sites:
+        width = len(matrices.get(m, jaspar_motif(m.removesuffix("~")).ppm))
+        out.append((m + "~" if not m.endswith("~") else m[:-1], length - start - width))
+    return out
+
+
+def neuron(plan: list[list[tuple[str, int]]], length: int, seed: int = 0,
+           acts: list[float] | None = None) -> list[DecodedPPM]:
+    """Decoupled PPMs (smoothed as in ppms.meme) with the given matrices planted; a name
+    ending in ~ is the reverse complement of that JASPAR matrix."""
+    rng = np.random.default_rng(seed)
+    matrices = {}
+    for sites in plan:
+        for m, _ in sites:
+            base = jaspar_motif(m.removesuffix("~")).ppm
+            matrices[m] = base[::-1, ::-1] if m.endswith("~") else base
+    out = []
+    for s, sites in enumerate(plan):
+        raw = planted_ppm(length, sites, rng, matrices)
+        out.append(DecodedPPM(s, laplace(raw, N, 80.0), N, (acts or [10.0] * len(plan))[s]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hard(db):
+    plan = [[(CTCF, s), (CEBPB, s + 15 + 6)] for s in (3, 7, 11, 15, 19, 23)]
+    return neuron(plan, 60), db
+
+
+def test_hard_gap(hard):
+    ppms, db = hard
+    g = neuron_grammar(ppms, db, "reference")
+    assert g["text"] == "CTCF-6N-CEBPB"
+    assert g["line"]["support"] == g["line"]["of"] == 6 and g["line"]["share"] == pytest.approx(1)
+    # one dictionary entry per hard motif
+    assert sorted(d["name"] for d in g["dictionary"]) == ["CEBPB", "CTCF"]
+    # sites are the JASPAR spans: CTCF (15 bp) then 6 bp then CEBPB (10 bp)
+    for subset, start in enumerate((3, 7, 11, 15, 19, 23)):
+        spans = [(s["start"], s["end"]) for s in g["sites"][str(subset)]]
+        assert spans == [(start, start + 15), (start + 21, start + 31)]
+
+
+def test_reverse_complement_copies_read_the_same(hard, db):
+    ppms, _ = hard
+    plan = [[(CTCF, s), (CEBPB, s + 21)] for s in (3, 7, 11)]
+    flipped = [rc(p, {}, 60) for p in [[(CTCF, s), (CEBPB, s + 21)] for s in (15, 19, 23)]]
+    g = neuron_grammar(neuron(plan + flipped, 60, seed=1), db, "reference")
+    assert g["text"] == "CTCF-6N-CEBPB" and g["line"]["of"] == 6
+    assert [d["name"] for d in g["dictionary"]].count("CTCF") == 1
+    strands = {s["strand"] for subset in ("3", "4", "5") for s in g["sites"][subset]
+               if s["name"] == "CTCF"}
+    assert strands == {"-"}                    # the copies read CTCF on the other strand
+
+
+def test_soft_range_ignores_one_outlier(db):
+    gaps = list(SOFT_GAPS) + [36]
+    plan = [[(NFIX, 2), (NFIX, 2 + 14 + g)] for g in gaps]
+    g = neuron_grammar(neuron(plan, 70, seed=2), db, "reference")
+    assert g["text"] == "NFIX-[10-20N]-NFIX"
+    assert (g["line"]["support"], g["line"]["of"]) == (6, 6)
+    assert g["line"]["gaps"][0]["values"] == {str(v): 1 for v in SOFT_GAPS}
+    # the outlier is an order of its own, not a wider range
+    outlier = [o for o in g["orders"] if o["text"] == "NFIX-36N-NFIX"]
+    assert len(outlier) == 1 and outlier[0]["share"] == pytest.approx(1 / 7)
+
+
+def test_one_outlier_subset_of_a_hard_gap_does_not_soften_it(db):
+    plan = [[(CTCF, s), (CEBPB, s + 21)] for s in (3, 6, 9, 12, 15, 18, 21, 24)]
+    plan.append([(CTCF, 10), (CEBPB, 10 + 15 + 7)])          # one subset at 7 bp
+    g = neuron_grammar(neuron(plan, 60, seed=5), db, "reference")
+    assert g["text"] == "CTCF-6N-CEBPB" and (g["line"]["support"], g["line"]["of"]) == (8, 9)
+
+
+def test_overlapping_sites_print_as_an_overlap(db):
+    spi1 = len(jaspar_motif(SPI1).ppm)
+    plan = [[(SPI1, s), (GATA1, s + spi1 - 2)] for s in (4, 8, 12, 16)]
+    g = neuron_grammar(neuron(plan, 50, seed=3), db, "reference")
+    assert "-(overlap 2bp)-" in g["text"] and "--" not in g["text"]
+    assert sorted(g["line"]["motifs"]) == sorted(["Spi1", "GATA1"])
+
+
+def test_novel_motif_is_named_by_its_consensus(db):
+    ppm = np.full((40, 4), 0.25)
+    novel = "ACGTTAGCATCG"                       # no JASPAR vertebrate matrix looks like it
+    for i, b in enumerate(novel):
+        ppm[10 + i] = 0.02
+        ppm[10 + i, "ACGT".index(b)] = 0.94
+    ppms = [DecodedPPM(s, laplace(np.roll(ppm, s, 0), N, 80.0), N, 10.0) for s in range(3)]
+    g = neuron_grammar(ppms, db, "reference")
+    assert g["dictionary"] and all(d["match"] is None for d in g["dictionary"])
+    assert g["text"] == "novel:" + novel
+
+
+def test_motifless_neuron_has_no_line(db):
+    flat = [DecodedPPM(0, np.full((30, 4), 0.25), N, 5.0)]
+    g = neuron_grammar(flat, db, "reference")
+    assert g["text"] == "" and g["dictionary"] == [] and g["line"] is None
+
+
+def test_both_segmentation_rules_read_the_hard_dimer(hard):
+    ppms, db = hard
+    assert neuron_grammar(ppms, db, "paper")["text"] == "CTCF-6N-CEBPB"
+    with pytest.raises(NmjaxError, match="segmentation rule"):
+        neuron_grammar(ppms, db, "nonsense")
+
+
+def test_segment_rules():
+    ppm = np.full((30, 4), 0.25)
+    ppm[10:16] = [0.97, 0.01, 0.01, 0.01]          # 6 bp of ~1.8 bits
+    ppm[25] = [0.8, 0.2 / 3, 0.2 / 3, 0.2 / 3]     # a lone 0.96-bit base
+    # reference: 3-position running mean of nat IC > 1 over 9..16, 1 bp flank each side
+    assert segment_ppm(ppm, 10_000, SEGMENT_RULES["reference"]) == [(8, 18)]
+    # paper: IC > 1 bit at 10..15, 3 bp each side; the lone base (< 1 bit) is no motif
+    assert segment_ppm(ppm, 10_000, SEGMENT_RULES["paper"]) == [(7, 19)]
+
+
+def test_gap_interval_and_text():
+    assert gap_interval([6] * 9 + [7], [1.0] * 10, 1.5) == (6, 6)
+    assert gap_interval([10, 12, 14, 16, 18, 20, 36], [1.0] * 7, 1.5) == (10, 20)
+    assert gap_interval([10, 12, 14, 16, 18, 20, 36], [1, 1, 1, 1, 1, 1, 100], 1.5) == (36, 36)
+    assert [gap_text(*x) for x in ((6, 6), (10, 20), (-2, -2), (-3, -1), (-2, 4))] == [
+        "6N", "[10-20N]", "(overlap 2bp)", "(overlap 1-3bp)", "[overlap 2bp to 4N]"]
+
+
+def test_canonical_orientation():
+    toks, gaps, flipped = canonical([("CEBPB", "."), ("CTCF", "-")], [6])
+    assert (toks, gaps, flipped) == ((("CTCF", "+"), ("CEBPB", ".")), (6,), True)
+    assert canonical([("CTCF", "+"), ("CEBPB", ".")], [6])[2] is False
+    assert canonical([("B", "-"), ("A", "-"), ("C", "+")], [2, 5])[:2] == (
+        (("C", "-"), ("A", "+"), ("B", "+")), (5, 2))
+
+
+def test_paralog_tie_is_named_once(db):
+    """A decoded CEBP motif between two paralog matrices: one name in the line, both as ties."""
+    mix = 0.5 * (jaspar_motif(CEBPB).ppm + jaspar_motif("MA0837.3").ppm)   # CEBPB and CEBPE
+    rng = np.random.default_rng(4)
+    ppms = [DecodedPPM(s, laplace(planted_ppm(40, [("mix", 5 + 4 * s)], rng, {"mix": mix}), N, 80.0),
+                       N, 10.0) for s in range(4)]
+    g = neuron_grammar(ppms, db, "reference")
+    (entry,) = g["dictionary"]
+    assert entry["name"] in ("CEBPB", "CEBPE") and {"CEBPB", "CEBPE"} <= set(entry["ties"])
+    assert g["text"] == entry["name"]
+
+
+def test_paralog_ties():
+    pairs = [(1.7e-8, "CEBPE"), (2.0e-8, "CEBPB"), (3.3e-8, "CEBPG"), (3.5e-8, "CEBPA"),
+             (1.2e-6, "CTCF")]
+    assert tied_names(pairs, DictionaryParams()) == ["CEBPE", "CEBPB", "CEBPG"]
+    # relative to a given first candidate (the matrix whose frame an entry keeps)
+    assert tied_names(pairs[3:4] + pairs, DictionaryParams()) == ["CEBPA", "CEBPE", "CEBPB"]
+    assert tied_names([(1e-8, "Spi1"), (1.5e-8, "SPI1")], DictionaryParams()) == ["Spi1"]
 
 
 @pytest.fixture(scope="module")
@@ -26,166 +187,31 @@ def run(tmp_path_factory, db):
     return out, grammar_run(out, db=db)
 
 
-def test_single_motif_neuron(run):
-    _, result = run
-    g = result[2]["neurons"]["0"]
-    assert g["text"] == "CTCF"
-    assert [d["match"]["target"] for d in g["dictionary"]] == ["MA0139.2"]
-    assert result[1]["neurons"]["0"]["text"] == "GATA1"
-
-
-def test_hard_dimer_gap_is_exact(run):
-    _, result = run
-    g = result[2]["neurons"]["1"]
-    assert g["text"] == "CTCF-6N-CEBPB"
-    (order,) = g["orders"]
-    assert order["subsets"] == [0, 1, 2, 3, 4]
-    assert order["gaps"] == [{"min": 6, "max": 6, "values": {6: 5}}]
-    # sites are the planted JASPAR spans: CTCF (15 bp) at 3, 7, ..., CEBPB (10 bp) 6 bp later
-    for subset, start in zip(range(5), (3, 7, 11, 15, 19)):
-        sites = g["sites"][str(subset)]
-        assert [(s["start"], s["end"]) for s in sites] == [(start, start + 15), (start + 21, start + 31)]
-
-
-def test_soft_dimer_range_covers_planted_gaps(run):
-    _, result = run
-    g = result[2]["neurons"]["2"]
-    assert g["text"] == f"NFIX-[{min(SOFT_GAPS)}-{max(SOFT_GAPS)}N]-NFIX"
-    (order,) = g["orders"]
-    assert order["gaps"][0]["values"] == {gap: 1 for gap in SOFT_GAPS}
-    tree = g["tree"]
-    assert len(tree) == 1 and tree[0]["name"] == "NFIX" and tree[0]["subsets"] == list(range(6))
-    (child,) = tree[0]["children"]
-    assert child["gaps"] == {str(gap): 1 for gap in SOFT_GAPS}
-
-
-def test_dead_and_motifless_neurons(run):
+def test_layer_files(run):
     out, result = run
-    neurons = result[2]["neurons"]
-    assert "3" not in neurons                       # dead: n = 0, nothing to segment
-    assert neurons["4"]["text"] == "" and neurons["4"]["dictionary"] == []
     lines = (out / "layer2" / "grammar.tsv").read_text().splitlines()
-    assert lines == ["neuron\tgrammar", "0\tCTCF", "1\tCTCF-6N-CEBPB", "2\tNFIX-[10-20N]-NFIX", "4\t-"]
+    assert lines[0] == "neuron\tgrammar\tsupport\tshare\tmotifs"
+    texts = {l.split("\t")[0]: l.split("\t")[1] for l in lines[1:]}
+    assert texts == {"0": "CTCF", "1": "CTCF-6N-CEBPB", "2": "NFIX-[10-20N]-NFIX", "4": "-"}
+    assert "3" not in result[2]["neurons"]          # dead: nothing to read
     on_disk = json.loads((out / "layer2" / "grammar.json").read_text())
-    assert on_disk["neurons"]["1"]["text"] == "CTCF-6N-CEBPB"
+    assert on_disk["segment_rule"] == "reference"
+    assert on_disk["neurons"]["1"]["line"]["text"] == "CTCF-6N-CEBPB"
+
+
+def test_model_summary(run):
+    out, _ = run
+    summary = json.loads((out / "grammars.json").read_text())["layers"]["2"]
+    assert [g["text"] for g in summary["grammars"]] == ["CTCF-6N-CEBPB", "NFIX-[10-20N]-NFIX"]
+    assert summary["grammars"][0]["line"] == [1] and summary["grammars"][0]["ppm"]
+    motifs = {m["name"]: m for m in summary["motifs"]}
+    assert motifs["CTCF"]["carried"] == [0, 1] and motifs["CTCF"]["line"] == [0]
+    rows = [r.split("\t") for r in (out / "grammars.tsv").read_text().splitlines()]
+    assert rows[0][:3] == ["layer", "kind", "grammar"]
+    assert ["2", "grammar", "CTCF-6N-CEBPB", "1", "1", "1", "1"] in [r[:7] for r in rows]
 
 
 def test_deterministic(run, db, tmp_path):
-    out, result = run
+    _, result = run
     again = grammar_run(write_fake_decode(tmp_path / "again"), db=db)
     assert json.dumps(again[2]) == json.dumps(result[2])
-
-
-def test_segment_regions_running_mean_and_flank():
-    ppm = np.full((30, 4), 0.25)
-    ppm[10:16] = [0.97, 0.01, 0.01, 0.01]            # 6 bp of ~1.8 bits
-    ppm[25] = [0.8, 0.2 / 3, 0.2 / 3, 0.2 / 3]     # a lone 0.96-bit base: running mean 0.32
-    # running mean > 0.557 bits over 10..15 and also 9 and 16 (mean 0.58), widened by 1 bp
-    assert segment_regions(ppm, 10_000) == [(8, 18)]
-    # the paper's literal rule (1 bit, no flank): the two edge means of 0.58 bits drop out
-    assert segment_regions(ppm, 10_000, GrammarParams(ic_threshold=1.0, flank=0)) == [(10, 16)]
-
-
-def test_bad_motif_name():
-    with pytest.raises(NmjaxError, match="L<layer>_N<neuron>_S<subset>"):
-        parse_ppm_name("neuron3")
-
-
-def composite_dimer(rng: np.random.Generator) -> np.ndarray:
-    """CTCF (MA0139.2), 6 spacer columns of low but non-zero IC (0.64 bits: one random base at
-    0.7), CEBPB (MA0466.4): one 31-bp segment, as the example model's layer-5 neurons learn it."""
-    spacer = np.full((6, 4), 0.1)
-    spacer[np.arange(6), rng.integers(0, 4, 6)] = 0.7
-    return np.concatenate([jaspar_motif("MA0139.2").ppm, spacer, jaspar_motif("MA0466.4").ppm])
-
-
-@pytest.fixture(scope="module")
-def composite_run(tmp_path_factory, db):
-    dimer = composite_dimer(np.random.default_rng(7))
-    plan = {1: (64, {0: [[("dimer", s)] for s in (4, 9, 14, 19, 24)],
-                     1: [[("rc", s)] for s in (3, 8, 13, 18, 23, 28)]})}
-    out = write_fake_decode(tmp_path_factory.mktemp("composite"), plan=plan,
-                            matrices={"dimer": dimer, "rc": dimer[::-1, ::-1]})
-    return grammar_run(out, db=db)[1]["neurons"]
-
-
-def test_composite_segment_one_dictionary_motif(composite_run):
-    for neuron in ("0", "1"):
-        g = composite_run[neuron]
-        assert segment_regions(composite_dimer(np.random.default_rng(7)), 2000) == [(0, 31)]
-        (entry,) = g["dictionary"]
-        assert entry["length"] >= 31
-        assert entry["match"]["target_name"] == "CTCF"   # the whole segment: one name only
-        assert [p["target"] for p in entry["parts"]] == (
-            ["MA0139.2", "MA0466.4"] if neuron == "0" else ["MA0466.4", "MA0139.2"])
-
-
-@pytest.mark.parametrize("neuron, starts, strands", [
-    ("0", (4, 9, 14, 19, 24), ["+", "."]),     # CTCF(+) 6N CEBPB, as planted
-    ("1", (3, 8, 13, 18, 23, 28), [".", "-"])])  # its reverse complement: CEBPB 6N CTCF(-)
-def test_composite_dimer_text_and_exact_gap(composite_run, neuron, starts, strands):
-    g = composite_run[neuron]
-    assert g["text"] == "CTCF-6N-CEBPB"
-    (order,) = g["orders"]
-    assert order["gaps"] == [{"min": 6, "max": 6, "values": {6: len(starts)}}]
-    assert order["reverse_complement"] is (neuron == "1") and order["strands"] == ["+", "."]
-    first = (15, 10) if neuron == "0" else (10, 15)
-    for subset, start in enumerate(starts):
-        sites = g["sites"][str(subset)]
-        assert [(s["start"], s["end"], s["strand"]) for s in sites] == [
-            (start, start + first[0], strands[0]),
-            (start + first[0] + 6, start + first[0] + 6 + first[1], strands[1])]
-
-
-def test_single_long_motif_is_not_split(run):
-    _, result = run
-    for neuron in ("0", "2"):      # CTCF alone; NFIX dimer with separate segments
-        assert all(not d["parts"] for d in result[2]["neurons"][neuron]["dictionary"])
-
-
-def test_paralog_ties_named_together():
-    params = GrammarParams()
-    pairs = [(1.7e-8, "CEBPE"), (2.0e-8, "CEBPB"), (3.3e-8, "CEBPG"), (3.5e-8, "CEBPA"),
-             (1.2e-6, "CTCF")]
-    # within a factor 2 of the best p, at most 3 names, written alphabetically
-    assert tied_names(pairs, params) == ["CEBPB", "CEBPE", "CEBPG"]
-    assert tied_names(pairs[:2] + pairs[4:], params) == ["CEBPB", "CEBPE"]
-    assert tied_names([(1e-8, "Spi1"), (2.1e-8, "SPIB")], params) == ["Spi1"]
-    assert tied_names([(1e-8, "Spi1"), (1.5e-8, "SPI1")], params) == ["Spi1"]   # one TF
-    assert tied_names(pairs, GrammarParams(max_names=1)) == ["CEBPE"]
-
-
-def test_paralog_tie_names_match_and_keeps_best_target():
-    """A Tomtom row where CEBPE is best and CEBPB 1.2x worse (as for layer-4 neuron 20 of the
-    example): the match is named CEBPB/CEBPE, the single best matrix stays recorded."""
-    targets = [jaspar_motif(i) for i in ("MA0837.3", "MA0466.4", "MA0139.2", "MA0102.5")]
-    p = np.array([[1.7e-8, 2.0e-8, 1e-3, 8e-8]])
-    res = TomtomResult(p, p * 4, benjamini_hochberg(p), np.zeros((1, 4), int),
-                       np.zeros((1, 4), bool), np.full((1, 4), 10))
-    match = _name_match(res, 0, 10, targets, GrammarParams())
-    assert match["name"] == "CEBPB/CEBPE" and match["names"] == ["CEBPB", "CEBPE"]
-    best = (match["target"], match["target_name"], match["p_value"])
-    assert best == ("MA0837.3", "CEBPE", 1.7e-8)
-    assert match["strand"] == "."                     # CEBPE's matrix is palindromic
-    assert _name_match(res, 0, 10, targets, GrammarParams(tie_factor=1.1))["name"] == "CEBPE"
-
-
-def test_canonical_text_orientation():
-    # more '+' strands wins; reversing swaps strands and reverses gaps
-    dimer = ("CTCF-6N-CEBPB", ["+", "."])
-    assert canonical_text(["CEBPB", "CTCF"], [".", "-"], ["6N"]) == (*dimer, True)
-    assert canonical_text(["CTCF", "CEBPB"], ["+", "."], ["6N"]) == (*dimer, False)
-    assert canonical_text(["A", "B", "C"], ["-", "-", "+"], ["2N", "[3-5N]"]) == (
-        "C-[3-5N]-B-2N-A", ["-", "+", "+"], True)
-    # a tie ('+' count equal) takes the alphabetically smaller text, whichever strand is read
-    assert canonical_text(["NFIX", "CTCF"], [".", "."], ["4N"])[0] == "CTCF-4N-NFIX"
-    assert canonical_text(["CTCF", "NFIX"], [".", "."], ["4N"])[0] == "CTCF-4N-NFIX"
-
-
-def test_overlapping_sites_of_one_tf_count_once():
-    names = {"D1.1": "CTCF", "D1.2": "CEBPB", "D2": "CTCF", "D3": "NFIX"}
-    sites = [{"motif": "D1.1", "start": 0, "end": 15}, {"motif": "D2", "start": 2, "end": 17},
-             {"motif": "D3", "start": 5, "end": 19}, {"motif": "D1.2", "start": 21, "end": 31},
-             {"motif": "D2", "start": 23, "end": 38}]
-    # D2 at 2-17 lies 13/15 inside the CTCF site at 0-15; the other NFIX and CTCF sites stay
-    assert [s["motif"] for s in _drop_repeats(sites, names)] == ["D1.1", "D3", "D1.2", "D2"]

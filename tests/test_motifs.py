@@ -3,7 +3,7 @@ import numpy as np
 
 from nmjax.motifs import (consensus, consensus_string, information_content, laplace, segment,
                           weighted_ppm)
-from nmjax.sampling import value_bins
+from nmjax.motifs import value_bins
 
 E = np.eye(4)
 

@@ -16,7 +16,7 @@ from nmjax.cli import main
 from nmjax.diagnose import diagnose_layer, summary_text
 from nmjax.logo import COLOURS, GLYPH_DEFS, GLYPHS, logo_svg
 from nmjax.matching import Match, read_matches
-from nmjax.report import _grammar_table, _tf_groups, finish_run
+from nmjax.report import _tf_groups, finish_run
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -148,16 +148,20 @@ def test_cli_commands(run, capsys):
     assert "not a directory" in capsys.readouterr().err
 
 
-def test_layer_grammar_table(run):
+def test_front_page_leads_with_the_grammars(run):
     out, _ = run
     index = (out / "report" / "index.html").read_text()
-    layer2 = index[index.index("<h2>Layer 2</h2>"):]
-    table = layer2[layer2.index("<h3>Grammars of this layer</h3>"):layer2.index("</table>")]
-    rows = re.findall(r"<tr><td><code>(.*?)</code></td><td>(\d+): (.*?)</td><td>(\d+): (.*?)</td>"
-                      r"</tr>", table)
-    assert [(text, int(n), re.findall(r">(\d+)</a>", which), int(m))
-            for text, n, which, m, _ in rows] == [("CTCF", 1, ["0"], 1), ("CTCF-6N-CEBPB", 1, ["1"], 1),
-                  ("NFIX-[10-20N]-NFIX", 1, ["2"], 1)]
+    first = index[:index.index("<h2>Run</h2>")]
+    headline = first[first.index("<h2>Grammars the model encodes</h2>"):first.index("</ul>")]
+    items = re.findall(r'<li><b class="grammar">(.*?)</b> \((.*?)\)</li>', headline)
+    assert [t for t, _ in items] == ["CTCF-6N-CEBPB", "NFIX-[10-20N]-NFIX"]
+    assert 'layer 2: neuron <a href="layer2/neuron1.html">1</a>' in items[0][1]
+    # per layer, its grammars with a logo, then its motifs ranked by neurons carrying them
+    layer2 = first[first.index("<h3>Layer 2</h3>"):first.index("<h3>Layer 1</h3>")]
+    grammar_rows = re.findall(r"<tr><td><code>(.*?)</code></td><td>(<svg.*?</svg>)</td>", layer2)
+    assert [t for t, _ in grammar_rows] == ["CTCF-6N-CEBPB", "NFIX-[10-20N]-NFIX"]
+    motif_rows = re.findall(r"<tr><td><b>(.*?)</b></td>", layer2)
+    assert motif_rows[0] == "CTCF" and set(motif_rows) == {"CTCF", "CEBPB", "NFIX"}
 
 
 def test_tfs_matched_column_joins_paralog_ties():
@@ -170,20 +174,3 @@ def test_tfs_matched_column_joins_paralog_ties():
              match("L4_N20_S3_0-10", "CEBPE", 4e-8), match("L4_N20_S4_0-10", "CEBPG", 5e-8)]
     # S2 and S3 add no TF beyond CEBPB/CEBPE; S4 adds CEBPG
     assert _tf_groups(found) == ["CEBPB/CEBPE", "CEBPG", "CTCF"]
-
-
-def test_grammar_table_lists_frequent_orders_that_are_not_the_main_one():
-    # as layer-5 neuron 24 of the example: the dimer is the order of 20 of its 91 PPMs
-    def order(text, n):
-        return {"text": text, "motifs": text.split("-")[::2], "subsets": list(range(n))}
-
-    grammars = {"24": {"text": "D3", "sites": {str(i): [] for i in range(91)},
-                       "orders": [order("D3", 42), order("CTCF-6N-CEBPB", 20), order("D5", 15),
-                                  order("D4-2N-D6", 4)]},
-                "8": {"text": "CTCF", "sites": {"0": []}, "orders": [order("CTCF", 1)]}}
-    html = _grammar_table(grammars, 5)
-    rows = re.findall(r"<tr><td><code>(.*?)</code></td><td>(\d+): .*?</td><td>(\d+): (.*?)</td>",
-                      html)
-    assert [(t, int(a), int(b)) for t, a, b, _ in rows] == [
-        ("CTCF", 1, 1), ("D3", 1, 1), ("CTCF-6N-CEBPB", 0, 1)]
-    assert 'href="layer5/neuron24.html"' in rows[2][3]

@@ -1,0 +1,176 @@
+"""Are the planted grammars read back? The README's decode per seed, then the grammar lines.
+
+For each seed, `python -m nmjax decode [MODEL] --seed S --out DIR` (the README's first
+command), then every neuron's line in DIR/layer*/grammar.tsv that pairs CTCF with a CEBP or
+an NFI with an NFI, checked against the planted CTCF-6N-CEBPB and NFIX-[10-20N]-NFIX:
+
+- hit: some line reads CTCF-6N-CEBPB (either orientation) / NFIX-[a-bN]-NFIX, 8 <= a <= b <= 22;
+- wrong: a line pairing CTCF with CEBPB at another gap, or NFI with NFI outside 8..22;
+- front page: report/index.html's headline names both.
+Paralog names (CEBPE for CEBPB, NFIC for NFIX) are counted separately ("family").
+
+    python bench/grammar_recovery.py [--model M] [--seeds 0,1,2] [--out-root DIR] [--reuse]
+        [--rule reference|paper] [--name example]
+
+Writes bench/results/grammar_recovery[_NAME].md and .json. --reuse skips the decode of a seed
+whose DIR holds a finished report (the grammar stage is rerun on it with --rule when given).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nmjax.fileio import write_text  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+TOKEN = re.compile(r"(\(overlap [^)]*\)|\[[^\]]*\]|-?\d+N)")
+
+
+def parse_line(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Motif names and gap intervals (lo, hi) of a grammar line (overlaps as negative)."""
+    parts = [p for p in TOKEN.split(text) if p]
+    names, gaps = [], []
+    for p in parts:
+        p = p.strip("-")
+        if not p:
+            continue
+        if TOKEN.fullmatch(p):
+            nums = [int(x) for x in re.findall(r"\d+", p)]
+            if p.startswith("(overlap"):
+                gaps.append((-max(nums), -min(nums)))
+            elif "overlap" in p:
+                gaps.append((-nums[0], nums[1]))
+            else:
+                gaps.append((min(nums), max(nums)))
+        else:
+            names.append(p)
+    return names, gaps
+
+
+def classify(text: str) -> list[dict]:
+    """Every adjacent pair of a line that is CTCF+CEBP or NFI+NFI, with its gap and verdict."""
+    names, gaps = parse_line(text)
+    out = []
+    for (a, b), (lo, hi) in zip(zip(names, names[1:]), gaps):
+        pair = {a.upper(), b.upper()}
+        if "CTCF" in pair and any(n.startswith("CEBP") for n in pair):
+            exact = pair == {"CTCF", "CEBPB"}
+            out.append({"kind": "CTCF-CEBP", "gap": [lo, hi], "exact_names": exact,
+                        "ok": lo == hi == 6})
+        elif all(n.startswith("NFI") for n in (a.upper(), b.upper())):
+            exact = a.upper() == b.upper() == "NFIX"
+            out.append({"kind": "NFI-NFI", "gap": [lo, hi], "exact_names": exact,
+                        "ok": 8 <= lo <= hi <= 22})
+    return out
+
+
+def read_lines(out: Path) -> list[dict]:
+    rows = []
+    for tsv in sorted(out.glob("layer*/grammar.tsv"), key=lambda p: int(p.parent.name[5:])):
+        layer = int(tsv.parent.name[5:])
+        for line in tsv.read_text().splitlines()[1:]:
+            neuron, text, support, share = line.split("\t")[:4]
+            pairs = classify(text)
+            if pairs:
+                rows.append({"layer": layer, "neuron": int(neuron), "line": text,
+                             "support": support, "share": share, "pairs": pairs})
+    return rows
+
+
+def verdict(rows: list[dict], index_html: str) -> dict:
+    pairs = [(r, p) for r in rows for p in r["pairs"]]
+    hard = [r for r, p in pairs if p["kind"] == "CTCF-CEBP" and p["ok"]]
+    soft = [r for r, p in pairs if p["kind"] == "NFI-NFI" and p["ok"]]
+    head = index_html.split("<h2>Run</h2>")[0]
+    return {
+        "ctcf_6n_cebpb": any(p["exact_names"] for r, p in pairs if p["kind"] == "CTCF-CEBP" and p["ok"]),
+        "ctcf_6n_cebp_family": bool(hard),
+        "nfix_soft": any(p["exact_names"] for r, p in pairs if p["kind"] == "NFI-NFI" and p["ok"]),
+        "nfi_soft_family": bool(soft),
+        "wrong_lines": [f"L{r['layer']} N{r['neuron']}: {r['line']}" for r, p in pairs if not p["ok"]],
+        "front_page_names_both": bool(re.search(r"CTCF-6N-CEBP|CEBP\w*-6N-CTCF", head))
+        and bool(re.search(r"NFI\w*-\[\d+-\d+N\]-NFI", head)),
+    }
+
+
+def run_seed(model: str | None, seed: int, out: Path, reuse: bool, rule: str | None) -> dict:
+    t0 = time.perf_counter()
+    if not (reuse and (out / "report" / "index.html").is_file()):
+        cmd = [sys.executable, "-m", "nmjax", "decode"] + ([model] if model else []) + [
+            "--seed", str(seed), "--out", str(out)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        decoded = True
+    else:
+        decoded = False
+    if rule:
+        subprocess.run([sys.executable, "-m", "nmjax", "grammar", str(out), "--rule", rule],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "nmjax", "report", str(out), "--no-match"],
+                       check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    run = json.loads((out / "run.json").read_text())
+    analysis = json.loads((out / "analysis.json").read_text())
+    rows = read_lines(out)
+    return {"seed": seed, "dir": str(out), "decoded_now": decoded, "wall_seconds": wall,
+            "rounds": {l: v["rounds"] for l, v in run["layers"].items()},
+            "grammar_seconds": analysis["seconds"].get("grammar"),
+            "rule": json.loads((out / "layer1" / "grammar.json").read_text())["segment_rule"],
+            "lines": rows, "verdict": verdict(rows, (out / "report" / "index.html").read_text())}
+
+
+def markdown(name: str, model: str | None, results: list[dict]) -> str:
+    out = [f"# Grammar recovery: {name}", "",
+           f"Model: `{model or 'bundled example'}`; planted CTCF-6N-CEBPB and NFIX-[10-20N]-NFIX. "
+           "Produced by `python bench/grammar_recovery.py`.", "",
+           "| seed | rule | CTCF-6N-CEBPB | (CEBP family) | NFIX-[a-bN]-NFIX in 8..22 | (NFI family) "
+           "| wrong lines | front page names both | decode + analysis |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        v = r["verdict"]
+        out.append(f"| {r['seed']} | {r['rule']} | {'yes' if v['ctcf_6n_cebpb'] else 'no'} | "
+                   f"{'yes' if v['ctcf_6n_cebp_family'] else 'no'} | {'yes' if v['nfix_soft'] else 'no'} | "
+                   f"{'yes' if v['nfi_soft_family'] else 'no'} | {len(v['wrong_lines'])} | "
+                   f"{'yes' if v['front_page_names_both'] else 'no'} | "
+                   + (f"{r['wall_seconds'] / 60:.1f} min |" if r["decoded_now"] else "reused |"))
+    for r in results:
+        out += ["", f"## seed {r['seed']}: lines pairing CTCF with CEBP or NFI with NFI", "",
+                "| layer | neuron | line | inside gaps / containing | share | verdict |",
+                "|---|---|---|---|---|---|"]
+        for row in r["lines"]:
+            ok = all(p["ok"] for p in row["pairs"])
+            out.append(f"| {row['layer']} | {row['neuron']} | `{row['line']}` | {row['support']} | "
+                       f"{row['share']} | {'planted gap' if ok else 'other gap'} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=None)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--out-root", default="grammar-recovery")
+    p.add_argument("--name", default="example")
+    p.add_argument("--reuse", action="store_true")
+    p.add_argument("--rule", default=None, choices=("reference", "paper"))
+    args = p.parse_args(argv)
+    results = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        out = Path(args.out_root) / f"{args.name}-seed{seed}"
+        results.append(run_seed(args.model, seed, out, args.reuse, args.rule))
+        print(f"seed {seed}: {results[-1]['verdict']}", flush=True)
+    suffix = "" if args.name == "example" and not args.rule else f"_{args.name}" + (
+        f"_{args.rule}" if args.rule else "")
+    write_text(RESULTS / f"grammar_recovery{suffix}.json",
+               json.dumps({"model": args.model, "results": results}, indent=1))
+    write_text(RESULTS / f"grammar_recovery{suffix}.md", markdown(args.name, args.model, results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,561 @@
+"""The dictionary of hard motifs of one neuron (method-notes §5; paper, "Motif syntax discovery").
+
+A neuron's decoupled PPMs show the same few hard motifs at different positions, on either
+strand, cut differently by the segmentation. The dictionary has one entry per hard motif:
+
+1. Segments: every PPM is cut by the run's segmentation rule (`nmjax.motifs.SEGMENT_RULES`);
+   two segments at most `max_spacer` bp apart whose union matches one database matrix are one
+   segment (a motif with a low-IC spacer, NFI's TTGGC-N5-GCCAA, is not two half-sites).
+2. Clusters: Tomtom of the segments against each other, both strands, with the database as
+   background columns; greedy, longest first, a representative takes every free segment that
+   matches it (q < cluster_q either way) over at least `min_overlap` of the shorter one, so
+   overlapping, contained and reverse-complement segments share a cluster. Each member gives a
+   placement of the representative's frame in its PPM (`Placement`).
+3. Parts: a cluster's context (the weighted mean of its placements, `context_flank` bp each
+   side) is matched to the database; a context holding two matrices side by side (a dimer the
+   network learned as one block, CTCF-6N-CEBPB) is cut into its matrices (`_split`). Each part,
+   or the whole match, or (no database match) the representative itself, is a unit.
+4. Entries: units are clustered again by Tomtom (both strands), so one hard motif found in
+   several clusters, or named by two paralog matrices, is one entry; entries whose best matrix
+   is the same are merged. An entry's PPM is the mean of its sites weighted by each subset's
+   n x act; its name is the TF of its best database matrix (q < name_q), the paralog matrices
+   within `tie_factor` of that p are kept as ties (shown in the report, never in a grammar
+   line), and an entry with no match is named `novel:` + its consensus. An entry seen in fewer
+   than `min_subsets` PPMs or in PPMs of less than `min_share` of the neuron's weight, or a
+   novel one of less than `min_novel_bits` of information, is noise and dropped.
+5. Sites: every occurrence of an entry in a PPM, as the span of the entry's database matrix
+   (so gaps count the bp between matrices) or of the entry itself when novel; the strand is
+   the matrix's ('.' for a palindromic matrix). A site mostly inside a site of a better
+   supported entry is dropped (two names for one stretch of PPM).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+
+from .matching import TomtomParams, TomtomResult, tomtom
+from .meme import Motif
+from .motifs import SegmentRule, consensus_string, information_content, segment_ppm, unsmooth
+
+
+@dataclass(frozen=True)
+class DictionaryParams:
+    """Thresholds of the dictionary (defaults: the authors' q-values where they give one)."""
+
+    cluster_q: float = 0.01          # segments / units of one motif (the authors' 0.01)
+    min_overlap: float = 0.5         # of the shorter motif, to be one motif
+    name_q: float = 0.01             # a database name (method-notes §4: discovered at 0.01)
+    tie_factor: float = 2.0          # paralog matrices within this factor of the best p
+    max_names: int = 3
+    max_spacer: int = 5              # half-sites at most this far apart may be one motif
+    min_part: int = 6                # columns of a matrix on its side of a composite cut
+    max_part_overlap: float = 0.3    # of the shorter matrix, between two parts
+    context_flank: int = 10          # bp each side of a cluster's context
+    name_margin: int = 2             # bp each side of an entry's span when it is named
+    min_subsets: int = 2             # an entry seen in fewer PPMs is dropped (all if fewer),
+    min_share: float = 0.05          # or in PPMs of less than this share of the weight,
+    min_novel_bits: float = 6.0      # or, unnamed, with less information than this
+    palindrome_distance: float = 0.15
+
+
+@dataclass(frozen=True)
+class DecodedPPM:
+    """One decoupled PPM of a neuron (smoothed as in ppms.meme) with its subset's n and act."""
+
+    subset: int
+    ppm: np.ndarray
+    n: int
+    act: float
+    pseudocount: float = 80.0
+
+    @property
+    def weight(self) -> float:
+        """The subset's share in every weighted mean: n x act (the paper's E[E[X|Y]])."""
+        return float(self.n) * max(float(self.act), 0.0)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a motif frame lies in a decoupled PPM: frame column k is PPM column shift + k, or,
+    on the reverse strand, shift - 1 - k read complemented."""
+
+    subset: int
+    shift: int
+    reverse: bool
+
+    def span(self, lo: int, hi: int) -> tuple[int, int]:
+        """PPM columns [start, end) of frame columns [lo, hi)."""
+        return ((self.shift - hi, self.shift - lo) if self.reverse
+                else (self.shift + lo, self.shift + hi))
+
+    def through(self, shift: int, reverse: bool) -> "Placement":
+        """The placement of a frame B whose column k is this frame's column shift + k (or
+        shift - 1 - k if `reverse`)."""
+        return Placement(self.subset, self.shift - shift if self.reverse else self.shift + shift,
+                         self.reverse != reverse)
+
+
+@dataclass(frozen=True)
+class Segment:
+    subset: int
+    start: int
+    end: int
+    motif: Motif
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+@dataclass
+class Entry:
+    """One hard motif: its frame (`length` columns) and every placement of it in the PPMs."""
+
+    id: str
+    length: int
+    placements: list[Placement] = field(default_factory=list)
+    match: dict | None = None
+    site: tuple[int, int, bool] = (0, 0, False)   # matrix frame -> entry frame (shift, rev)
+    site_length: int = 0
+    palindrome: bool = False
+    name: str = ""
+    ppm: np.ndarray | None = None
+
+
+def alignment(res: TomtomResult, q: int, t: int, target_length: int) -> tuple[int, bool]:
+    """(shift, reverse) of target t's frame in query q's frame from a Tomtom row: target column
+    k is query column shift + k (reverse: shift - 1 - k, complemented)."""
+    o = int(res.offset[q, t])
+    return (target_length - o, True) if res.reverse[q, t] else (-o, False)
+
+
+def inverse(shift: int, reverse: bool, length: int) -> tuple[int, bool]:
+    """The alignment of frame A in frame B from B's in A (B of `length` columns)."""
+    return (shift, True) if reverse else (-shift, False)
+
+
+def frame_columns(ppm: np.ndarray, place: Placement, lo: int, hi: int) -> np.ndarray:
+    """Columns [lo, hi) of a frame read from `ppm` through `place` (nan outside the PPM)."""
+    k = np.arange(lo, hi)
+    cols = place.shift - 1 - k if place.reverse else place.shift + k
+    out = np.full((hi - lo, 4), np.nan)
+    ok = (cols >= 0) & (cols < len(ppm))
+    rows = ppm[cols[ok]]
+    out[ok] = rows[:, ::-1] if place.reverse else rows
+    return out
+
+
+def weighted_frame(ppms: dict[int, DecodedPPM], places: Sequence[Placement], lo: int, hi: int
+                   ) -> np.ndarray:
+    """Mean of frame columns [lo, hi) over placements, weighted by n x act (uniform where no
+    placement reaches)."""
+    total, weight = np.zeros((hi - lo, 4)), np.zeros(hi - lo)
+    for place in places:
+        cols = frame_columns(ppms[place.subset].ppm, place, lo, hi)
+        w = max(ppms[place.subset].weight, 1e-12)
+        ok = ~np.isnan(cols[:, 0])
+        total[ok] += w * cols[ok]
+        weight[ok] += w
+    return np.where(weight[:, None] > 0, total / np.maximum(weight, 1e-300)[:, None], 0.25)
+
+
+def palindromic(ppm: np.ndarray, params: DictionaryParams) -> bool:
+    """A matrix that reads the same on both strands (mean total-variation distance between its
+    columns and its reverse complement's below palindrome_distance), e.g. CEBPB's ATTGCGCAAT."""
+    ppm = np.asarray(ppm)
+    return float(0.5 * np.abs(ppm - ppm[::-1, ::-1]).sum(1).mean()) < params.palindrome_distance
+
+
+def tied_names(candidates: Sequence[tuple[float, str]], params: DictionaryParams) -> list[str]:
+    """TF names of the (p-value, name) candidates whose p is within tie_factor of the first
+    candidate's (the reference; the best when sorted), distinct (case-insensitive), at most
+    max_names, the reference first and then by p."""
+    chosen = {candidates[0][1].upper(): candidates[0][1]}
+    for p, name in sorted(candidates[1:]):
+        if p > params.tie_factor * candidates[0][0] or len(chosen) == params.max_names:
+            break
+        chosen.setdefault(name.upper(), name)
+    return list(chosen.values())
+
+
+def best_match(res: TomtomResult, q: int, db: Sequence[Motif], params: DictionaryParams,
+               target: int | None = None) -> dict | None:
+    """The best database matrix of query q (or the given `target`), if q < name_q, with the
+    paralog matrices whose p is within tie_factor of its p; else None."""
+    t = int(np.argmin(res.p_value[q])) if target is None else target
+    if not res.q_value[q, t] < params.name_q:
+        return None
+    significant = [t] + [j for j in np.flatnonzero(res.q_value[q] < params.name_q) if j != t]
+    ties = tied_names([(float(res.p_value[q, j]), db[j].alt_name or db[j].name)
+                       for j in significant], params)
+    return {"target": db[t].name, "target_name": db[t].alt_name or db[t].name, "ties": ties,
+            "p_value": float(res.p_value[q, t]), "q_value": float(res.q_value[q, t]),
+            "orientation": "-" if res.reverse[q, t] else "+", "index": t}
+
+
+# -- 1. segments ------------------------------------------------------------------------
+def segment_neuron(ppms: Sequence[DecodedPPM], rule: SegmentRule, db: Sequence[Motif],
+                   params: DictionaryParams, tparams: TomtomParams) -> list[Segment]:
+    """Segments of every PPM of a neuron, half-sites of one database matrix joined."""
+    per_ppm = []
+    for d in ppms:
+        regions = segment_ppm(unsmooth(d.ppm, d.n, d.pseudocount), d.n, rule)
+        parts = [Segment(d.subset, s, e, Motif(f"S{d.subset}_{s}-{e}", d.ppm[s:e], d.n))
+                 for s, e in regions]
+        pairs = [i for i in range(len(parts) - 1)
+                 if parts[i + 1].start - parts[i].end <= params.max_spacer]
+        per_ppm.append((d, parts, pairs))
+    unions = [Segment(d.subset, parts[i].start, parts[i + 1].end,
+                      Motif(f"S{d.subset}_{parts[i].start}-{parts[i + 1].end}",
+                            d.ppm[parts[i].start:parts[i + 1].end], d.n))
+              for d, parts, pairs in per_ppm for i in pairs]
+    firsts, which = distinct([u.motif for u in unions], range(len(unions)))
+    res = tomtom([unions[i].motif for i in firsts], db, True, tparams) if unions and db else None
+    out, row = [], 0
+    for _, parts, pairs in per_ppm:
+        joined = {}
+        for k, i in enumerate(pairs, start=row):
+            if res is not None and i - 1 not in joined and _covers_both(
+                    res, which[k], parts[i], parts[i + 1], db, params):
+                joined[i] = unions[k]
+        row += len(pairs)
+        skip = False
+        for i, seg in enumerate(parts):
+            if not skip:
+                out.append(joined.get(i, seg))
+            skip = i in joined
+    return out
+
+
+def _covers_both(res: TomtomResult, k: int, a: Segment, b: Segment, db: Sequence[Motif],
+                 params: DictionaryParams) -> bool:
+    """Whether the union of a and b (row k) matches a matrix covering half of each."""
+    t = int(np.argmin(res.p_value[k]))
+    lo = max(0, -int(res.offset[k, t]))
+    hi = min(b.end - a.start, len(db[t].ppm) - int(res.offset[k, t]))
+    return bool(res.q_value[k, t] < params.name_q and min(hi, a.length) - lo >= a.length / 2
+                and hi - max(lo, b.start - a.start) >= b.length / 2)
+
+
+# -- 2. clusters of motifs (segments, then units) -------------------------------------------
+def motif_key(motif: Motif) -> tuple[int, str]:
+    """Length and consensus (n where a column holds at most 0.5 bit): decoupled PPMs of one
+    neuron repeat the same segment many times, and Tomtom needs to see each only once."""
+    ic = information_content(motif.ppm)
+    return len(motif.ppm), "".join("ACGT"[b] if i > 0.5 else "n"
+                                   for b, i in zip(np.argmax(motif.ppm, 1), ic))
+
+
+def distinct(motifs: Sequence[Motif], order: Sequence[int]) -> tuple[list[int], list[int]]:
+    """The first motif of every distinct `motif_key` in `order` (a permutation of the motifs),
+    and each motif's position among those."""
+    keys = [motif_key(m) for m in motifs]
+    firsts, position = [], {}
+    for i in order:
+        if keys[i] not in position:
+            position[keys[i]] = len(firsts)
+            firsts.append(i)
+    return firsts, [position[k] for k in keys]
+
+
+def greedy_clusters(motifs: Sequence[Motif], order: Sequence[int], db: Sequence[Motif],
+                    params: DictionaryParams, tparams: TomtomParams
+                    ) -> list[tuple[int, list[tuple[int, int, bool]]]]:
+    """Greedy Tomtom clustering, both strands: in `order`, a representative takes every free
+    motif matching it (q < cluster_q in either direction) over min_overlap of the shorter.
+    Motifs of one `motif_key` are compared once and go together. Returns (representative,
+    [(member, shift, reverse)]) with the representative's frame in each member's frame (the
+    representative itself and its copies at (0, False))."""
+    firsts, which = distinct(motifs, order)
+    uniq = [motifs[i] for i in firsts]
+    copies: dict[int, list[int]] = {}
+    for i in order:
+        copies.setdefault(which[i], []).append(i)
+    res = tomtom(uniq, uniq + list(db), True, tparams)
+    lengths = [len(m.ppm) for m in uniq]
+    free = np.ones(len(uniq), bool)
+    out = []
+    for r in range(len(uniq)):
+        if not free[r]:
+            continue
+        free[r] = False
+        members = [(i, 0, False) for i in copies[r]]
+        for j in np.flatnonzero(free):
+            both = min(lengths[j], lengths[r])
+            fwd, back = res.q_value[j, r], res.q_value[r, j]
+            if min(fwd, back) >= params.cluster_q or res.overlap[j, r] < params.min_overlap * both:
+                continue
+            if fwd <= back:   # member as query: the representative's frame in the member's
+                shift, rev = alignment(res, j, r, lengths[r])
+            else:             # representative as query: the member's frame in its frame
+                shift, rev = inverse(*alignment(res, r, j, lengths[j]), lengths[j])
+            members += [(i, shift, rev) for i in copies[int(j)]]
+            free[j] = False
+        out.append((copies[r][0], members))
+    return out
+
+
+def segment_clusters(segments: Sequence[Segment], db: Sequence[Motif],
+                     params: DictionaryParams, tparams: TomtomParams
+                     ) -> list[tuple[int, list[Placement], list[Segment]]]:
+    """Clusters of segments: (representative, its frame's placement in every member's PPM,
+    the members)."""
+    ic = [information_content(s.motif.ppm).sum() for s in segments]
+    order = sorted(range(len(segments)), key=lambda i: (-segments[i].length, -ic[i], i))
+    out = []
+    for r, members in greedy_clusters([s.motif for s in segments], order, db, params, tparams):
+        places = [Placement(segments[j].subset, segments[j].start, False).through(shift, rev)
+                  for j, shift, rev in members]
+        out.append((r, places, [segments[j] for j, _, _ in members]))
+    return out
+
+
+# -- 3. parts of a cluster ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Unit:
+    """A stretch [lo, hi) of a cluster representative's frame holding one motif, with its
+    database match (None: novel), and the PPMs it occurs in."""
+
+    lo: int
+    hi: int
+    match: dict | None
+    places: tuple[Placement, ...]
+    ppm: np.ndarray
+
+
+def cluster_units(clusters, ppms: dict[int, DecodedPPM], db: Sequence[Motif],
+                  params: DictionaryParams, tparams: TomtomParams) -> list[Unit]:
+    """The units of every cluster (module docstring, step 3); a unit occurs in a member's PPM
+    when it and the member's segment overlap over half of the shorter of the two."""
+    flank = params.context_flank
+    contexts = []
+    for r, places, members in clusters:
+        length = members[0].length
+        contexts.append((weighted_frame(ppms, places, -flank, length + flank), length))
+    spans = _split(contexts, db, params, tparams)
+    units = []
+    for (r, places, members), (context, _), parts in zip(clusters, contexts, spans):
+        for lo, hi, match in parts:
+            occurs = []
+            for place, seg in zip(places, members):
+                a, b = place.span(lo, hi)
+                if min(b, seg.end) - max(a, seg.start) >= 0.5 * min(hi - lo, seg.length):
+                    occurs.append(place.through(lo, False))
+            if occurs:
+                units.append(Unit(lo, hi, match, tuple(occurs),
+                                  context[lo + flank:hi + flank]))
+    return units
+
+
+def _match_span(res: TomtomResult, q: int, start: int, db: Sequence[Motif],
+                params: DictionaryParams) -> tuple[int, int, dict] | None:
+    """The best match of query q (whose column 0 is frame column `start`) and its matrix's
+    span in the frame."""
+    match = best_match(res, q, db, params)
+    if match is None:
+        return None
+    o = int(res.offset[q, match["index"]])
+    return start - o, start - o + len(db[match["index"]].ppm), match
+
+
+def _split(contexts: Sequence[tuple[np.ndarray, int]], db: Sequence[Motif],
+           params: DictionaryParams, tparams: TomtomParams
+           ) -> list[list[tuple[int, int, dict | None]]]:
+    """Per context (columns -flank .. length + flank of a representative's frame), its units
+    as (lo, hi, match) in the frame: the database matrices side by side when the
+    representative is a composite, else its whole best match, else itself (novel).
+
+    A cut c splits a window in two; it is kept when both sides match (q < name_q), each side's
+    matrix has min_part columns on its side of the representative, the two matrices overlap
+    by at most max_part_overlap of the shorter, and they are not both mostly inside the one
+    matrix that matches the whole window (a long single motif is not cut into halves). Of
+    such cuts the one whose weaker side has the lowest p is kept, and each side is cut again.
+    One Tomtom call per depth for all contexts."""
+    flank = params.context_flank
+    if not db:
+        return [[(0, length, None)] for _, length in contexts]
+    res = tomtom([Motif("c", ctx, 1000) for ctx, _ in contexts], db, True, tparams)
+    wholes = [_match_span(res, k, -flank, db, params) for k in range(len(contexts))]
+    # a piece: (context, window lo, hi, core lo, hi, the window's own match)
+    pieces = [(k, -flank, length + flank, 0, length, whole)
+              for k, ((_, length), whole) in enumerate(zip(contexts, wholes))
+              if not _one_motif(length, whole, params)]
+    parts: list[list] = [[] for _ in contexts]
+    depth = 0
+    while pieces:
+        windows, layout = [], []
+        for k, lo, hi, core_lo, core_hi, _ in pieces:
+            cuts = range(core_lo + params.min_part, core_hi - params.min_part + 1)
+            layout.append([(c, len(windows) + 2 * i) for i, c in enumerate(cuts)])
+            ctx = contexts[k][0]
+            for c in cuts:
+                windows += [Motif("l", ctx[lo + flank:c + flank], 1000),
+                            Motif("r", ctx[c + flank:hi + flank], 1000)]
+        res = tomtom(windows, db, True, tparams) if windows else None
+        cut_pieces = []
+        for (k, lo, hi, core_lo, core_hi, own), cuts in zip(pieces, layout):
+            best = None
+            for c, w in cuts:
+                left, right = _match_span(res, w, lo, db, params), _match_span(res, w + 1, c, db,
+                                                                               params)
+                if left and right and _valid_cut(c, left, right, core_lo, core_hi, own, params):
+                    key = (max(left[2]["p_value"], right[2]["p_value"]), c)
+                    if best is None or key < best[0]:
+                        best = (key, c, left, right)
+            if best is None:
+                if depth > 0:
+                    parts[k].append(own)
+                continue
+            _, c, left, right = best
+            cut_pieces += [(k, lo, c, core_lo, c, left), (k, c, hi, c, core_hi, right)]
+        pieces, depth = cut_pieces, depth + 1
+    return [sorted(p, key=lambda x: x[0]) if p else [whole] if whole else [(0, length, None)]
+            for p, whole, (_, length) in zip(parts, wholes, contexts)]
+
+
+def _one_motif(length: int, whole: tuple | None, params: DictionaryParams) -> bool:
+    """Whether a representative of `length` columns has no room for a second matrix beside
+    its whole match: fewer than min_part of its columns on either side of the match's span."""
+    return whole is not None and max(whole[0], length - whole[1]) < params.min_part
+
+
+def _covered(span: tuple[int, int], by: tuple | None) -> bool:
+    """Whether more than half of `span` lies inside `by`."""
+    return by is not None and 2 * (min(span[1], by[1]) - max(span[0], by[0])) > span[1] - span[0]
+
+
+def _valid_cut(c: int, left: tuple, right: tuple, core_lo: int, core_hi: int, own: tuple | None,
+               params: DictionaryParams) -> bool:
+    (ls, le), (rs, re_) = left[:2], right[:2]
+    shared = min(le, re_) - max(ls, rs)
+    return not (ls >= rs or shared > params.max_part_overlap * min(le - ls, re_ - rs)
+                or min(le, c) - max(ls, core_lo) < params.min_part
+                or min(re_, core_hi) - max(rs, c) < params.min_part
+                or (_covered((ls, le), own) and _covered((rs, re_), own)))
+
+
+# -- 4. entries -----------------------------------------------------------------------------
+def build_entries(units: Sequence[Unit], ppms: dict[int, DecodedPPM], db: Sequence[Motif],
+                  params: DictionaryParams, tparams: TomtomParams) -> list[Entry]:
+    """Hard motifs from units (module docstring, step 4), best supported first."""
+    if not units:
+        return []
+    support = [sum(ppms[p.subset].weight for p in u.places) for u in units]
+    order = sorted(range(len(units)), key=lambda i: (-support[i], -(units[i].hi - units[i].lo), i))
+    motifs = [Motif(f"U{i}", u.ppm, 1000) for i, u in enumerate(units)]
+    groups = []
+    for r, members in greedy_clusters(motifs, order, db, params, tparams):
+        places = [p.through(shift, rev) for j, shift, rev in members for p in units[j].places]
+        groups.append((units[r].hi - units[r].lo, places))
+    entries = _name_entries(groups, ppms, db, params, tparams)
+    merged: dict[str, Entry] = {}
+    for e in entries:   # one entry per database matrix: their sites share its frame
+        key = e.match["target"] if e.match else e.id
+        if key in merged:
+            merged[key].placements.extend(e.placements)
+        else:
+            merged[key] = e
+    kept = list(merged.values())
+    _describe(kept, ppms, db, params, tparams)
+    needed = min(params.min_subsets, len(ppms))
+    total = sum(d.weight for d in ppms.values()) or 1.0
+    weight = {e.id: sum(ppms[s].weight for s in {p.subset for p in e.placements}) for e in kept}
+    kept = [e for e in kept if len({p.subset for p in e.placements}) >= needed
+            and weight[e.id] >= params.min_share * total
+            and (e.match or information_content(e.ppm).sum() >= params.min_novel_bits)]
+    kept.sort(key=lambda e: (-weight[e.id], e.name))
+    for k, e in enumerate(kept, start=1):
+        e.id = f"D{k}"
+    return kept
+
+
+def _name_entries(groups: list[tuple[int, list[Placement]]], ppms: dict[int, DecodedPPM],
+                  db: Sequence[Motif], params: DictionaryParams, tparams: TomtomParams
+                  ) -> list[Entry]:
+    """Entries of unit groups, each placed in the frame of its best database matrix (or its
+    own frame when novel)."""
+    m = params.name_margin
+    aggregates = [Motif(f"E{i}", weighted_frame(ppms, places, -m, length + m), 1000)
+                  for i, (length, places) in enumerate(groups)]
+    res = tomtom(aggregates, db, True, tparams) if db else None
+    out = []
+    for i, (length, places) in enumerate(groups):
+        match = best_match(res, i, db, params) if res is not None else None
+        if match is None:
+            out.append(Entry(f"E{i}", length, list(places), site_length=length))
+            continue
+        target = db[match["index"]]
+        shift, rev = alignment(res, i, match["index"], len(target.ppm))
+        out.append(Entry(f"E{i}", len(target.ppm), [p.through(shift - m, rev) for p in places],
+                         match, site_length=len(target.ppm),
+                         palindrome=palindromic(target.ppm, params)))
+    return out
+
+
+def _describe(entries: list[Entry], ppms: dict[int, DecodedPPM], db: Sequence[Motif],
+              params: DictionaryParams, tparams: TomtomParams) -> None:
+    """Each entry's PPM (the weighted mean of its sites, in its matrix's frame), and that
+    matrix's p-value and paralog ties on this PPM."""
+    for e in entries:
+        e.ppm = weighted_frame(ppms, e.placements, 0, e.site_length)
+    if db and entries:
+        res = tomtom([Motif(e.id, e.ppm, 1000) for e in entries], db, True, tparams)
+        for i, e in enumerate(entries):
+            if e.match is not None:
+                e.match = best_match(res, i, db, params, e.match["index"]) or e.match
+    for e in entries:
+        e.name = e.match["target_name"] if e.match else novel_name(e.ppm)
+
+
+def novel_name(ppm: np.ndarray) -> str:
+    """`novel:` + the consensus of the informative columns (IC >= 0.5 bit; N inside)."""
+    ic = information_content(ppm)
+    keep = np.flatnonzero(ic >= 0.5)
+    if len(keep) == 0:
+        return "novel:N"
+    core = ppm[keep[0]:keep[-1] + 1]
+    text = consensus_string(np.argmax(core, 1))
+    return "novel:" + "".join(b if i >= 0.5 else "N"
+                              for b, i in zip(text, ic[keep[0]:keep[-1] + 1]))
+
+
+# -- 5. sites -------------------------------------------------------------------------------
+def neuron_sites(entries: Sequence[Entry], ppms: dict[int, DecodedPPM]) -> dict[int, list[dict]]:
+    """Per subset, its sites in PPM order: motif id, name, start, end, strand. A site more than
+    half inside a kept site (of a better supported entry, or the same entry) is dropped."""
+    rank = {e.id: k for k, e in enumerate(entries)}
+    found: dict[int, list[dict]] = {}
+    for e in entries:
+        for p in e.placements:
+            start, end = p.span(0, e.site_length)
+            strand = "." if e.palindrome else "-" if p.reverse else "+"
+            found.setdefault(p.subset, []).append(
+                {"motif": e.id, "name": e.name, "start": start, "end": end, "strand": strand})
+    sites = {}
+    for subset, cands in sorted(found.items()):
+        kept: list[dict] = []
+        for c in sorted(cands, key=lambda c: (rank[c["motif"]], c["start"], c["end"])):
+            if not any(2 * (min(k["end"], c["end"]) - max(k["start"], c["start"]))
+                       > min(k["end"] - k["start"], c["end"] - c["start"]) for k in kept):
+                kept.append(c)
+        sites[subset] = sorted(kept, key=lambda c: (c["start"], c["end"], c["motif"]))
+    return sites
+
+
+def neuron_dictionary(ppms: Sequence[DecodedPPM], rule: SegmentRule, db: Sequence[Motif],
+                      params: DictionaryParams = DictionaryParams(),
+                      tparams: TomtomParams = TomtomParams()
+                      ) -> tuple[list[Entry], dict[int, list[dict]], dict]:
+    """The dictionary of a neuron's decoupled PPMs, the sites of every PPM, and counts."""
+    by_subset = {d.subset: d for d in ppms}
+    segments = segment_neuron(ppms, rule, db, params, tparams)
+    stats = {"segments": len(segments), "clusters": 0, "units": 0}
+    if not segments:
+        return [], {}, stats
+    clusters = segment_clusters(segments, db, params, tparams)
+    units = cluster_units(clusters, by_subset, db, params, tparams)
+    entries = build_entries(units, by_subset, db, params, tparams)
+    stats.update(clusters=len(clusters), units=len(units))
+    return entries, neuron_sites(entries, by_subset), stats
