@@ -37,7 +37,7 @@ from .network import Network
 from .sequences import (Interval, extract, read_bed, read_fasta, reverse_complement,
                         whole_records)
 from .scanning import (CANDIDATES_PER_REGION, DEFAULT_BATCH, DEFAULT_CHUNK, TopCandidates,
-                       batch_count, chunk_batches, scan_program, scan_shape)
+                       Stream, batch_count, chunk_batches, scan_program, scan_shape)
 from .sites import P_VALUE, find_sites
 
 CHECKPOINT_SECONDS = 60.0
@@ -124,12 +124,13 @@ def stream_candidates(net: Network, sequences: dict[str, np.ndarray],
     tops = {l: TopCandidates.empty(size, len(n)) for l, n in zip(layers, neurons)}
     done = _resume(state, tops, _fingerprint(net, intervals, shape, settings)) if state else 0
     saved = time.monotonic()
-    bar = tqdm(total=batch_count(intervals, shape), initial=done, unit="batch",
+    stream = Stream.of(intervals)
+    bar = tqdm(total=batch_count(stream, shape), initial=done, unit="batch",
                desc=f"scanning layers {','.join(map(str, layers))}", disable=not progress)
-    for codes, owner, start in chunk_batches(sequences, intervals, shape, skip=done):
+    for codes, start in chunk_batches(sequences, stream, shape, skip=done):
         out = program(net.params, codes)
         for l, top in tops.items():
-            top.add(*(np.asarray(a) for a in out[l]), owner, start)
+            top.add(*(np.asarray(a) for a in out[l]), start)
         done += 1
         bar.update()
         if state and time.monotonic() - saved > CHECKPOINT_SECONDS:
@@ -175,7 +176,7 @@ def neuron_scan(sequences: dict[str, np.ndarray], intervals: Sequence[Interval],
                 top: TopCandidates, column: int, layer: int, neuron: int, receptive: int,
                 motifs: Sequence[Motif], settings: ScanSettings = ScanSettings()) -> NeuronScan:
     """Top regions, their weighted logo and the motif-position profiles of one neuron."""
-    found = top.regions(column, settings.top, receptive)
+    found = top.regions(column, settings.top, receptive, Stream.of(intervals))
     regions = tuple(Region(intervals[i].chrom, intervals[i].start + s,
                            intervals[i].start + s + receptive, "-" if strand else "+", f,
                            intervals[i].name) for i, s, strand, f in found)
@@ -332,10 +333,14 @@ def activation_tracks(net: Network, sequences: dict[str, np.ndarray],
     n = net.receptive_field(layer)
     tracks = [np.full((max(iv.length - n + 1, 0), len(chans), 2), np.nan, np.float32)
               for iv in intervals]
-    for codes, owner, start in chunk_batches(sequences, intervals, shape):
+    stream = Stream.of(intervals)
+    lengths = np.array([len(t) for t in tracks])
+    for codes, first in chunk_batches(sequences, stream, shape):
         plus, minus = (np.asarray(a) for a in program(net.params, codes)[layer][3:])
-        for row in np.flatnonzero(owner >= 0):
-            track, s = tracks[owner[row]], start[row]
-            take = min(shape.window, len(track) - s)
-            track[s:s + take, :, 0], track[s:s + take, :, 1] = plus[row, :take], minus[row, :take]
+        for row in np.flatnonzero(first >= 0):
+            owner, start = stream.locate(first[row] + np.arange(shape.window))
+            ok = start < lengths[owner]     # not the N after an interval, nor its last N - 1
+            for o in np.unique(owner[ok]):
+                at = ok & (owner == o)
+                tracks[o][start[at]] = np.stack([plus[row, at], minus[row, at]], -1)
     return tracks

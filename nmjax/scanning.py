@@ -142,29 +142,62 @@ def scan_program(config: NetworkConfig, shape: ScanShape, tracks: bool = False):
     return jax.jit(run)
 
 
-def chunk_batches(sequences: dict[str, np.ndarray], intervals: Sequence[Interval],
-                  shape: ScanShape, skip: int = 0
-                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Batches of (codes (batch, chunk) uint8, interval index, first window start) over every
-    interval; bases past an interval's end read N; the last batch is padded with all-N chunks.
-    `skip` batches are passed over (a resumed scan)."""
-    starts = [(i, s) for i, iv in enumerate(intervals)
-              for s in range(0, max(iv.length - min(shape.receptive) + 1, 0), shape.window)]
+@dataclass(frozen=True)
+class Stream:
+    """The intervals laid end to end, each followed by one N, as one virtual sequence that is
+    cut into chunks: short sequences share a chunk, and no window crosses from one interval
+    into the next (it would hold the N)."""
+
+    intervals: tuple[Interval, ...]
+    offsets: np.ndarray          # first stream position of each interval
+
+    @classmethod
+    def of(cls, intervals: Sequence[Interval]) -> "Stream":
+        lengths = np.array([iv.length + 1 for iv in intervals], np.int64)
+        return cls(tuple(intervals), np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+
+    @property
+    def length(self) -> int:
+        return int(self.offsets[-1] + self.intervals[-1].length + 1)
+
+    def locate(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(interval index, start inside it) of stream positions."""
+        owner = np.searchsorted(self.offsets, position, side="right") - 1
+        return owner, position - self.offsets[owner]
+
+    def read(self, sequences: dict[str, np.ndarray], start: int, length: int) -> np.ndarray:
+        """Base codes of stream positions [start, start + length) (N between intervals and
+        past the end)."""
+        out = np.full(length, N_CODE, np.uint8)
+        first = max(int(np.searchsorted(self.offsets, start, side="right")) - 1, 0)
+        for i in range(first, len(self.intervals)):
+            lo = int(self.offsets[i])
+            if lo >= start + length:
+                break
+            iv = self.intervals[i]
+            a, b = max(start, lo), min(start + length, lo + iv.length)
+            if b > a:
+                out[a - start:b - start] = extract(sequences, iv.chrom, iv.start + a - lo,
+                                                   iv.start + b - lo)
+        return out
+
+
+def chunk_batches(sequences: dict[str, np.ndarray], stream: Stream, shape: ScanShape,
+                  skip: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of (codes (batch, chunk) uint8, stream position of each chunk's first window)
+    over the whole stream; the last batch is padded with all-N chunks (position -1). `skip`
+    batches are passed over (a resumed scan)."""
+    starts = range(0, max(stream.length - min(shape.receptive) + 1, 0), shape.window)
     for b in range(skip * shape.batch, len(starts), shape.batch):
         part = starts[b:b + shape.batch]
         codes = np.full((shape.batch, shape.chunk), N_CODE, np.uint8)
-        for row, (i, s) in enumerate(part):
-            iv = intervals[i]
-            end = min(iv.start + s + shape.chunk, iv.end)
-            codes[row, :end - iv.start - s] = extract(sequences, iv.chrom, iv.start + s, end)
-        pad = shape.batch - len(part)
-        yield (codes, np.array([i for i, _ in part] + [-1] * pad),
-               np.array([s for _, s in part] + [0] * pad))
+        for row, s in enumerate(part):
+            codes[row] = stream.read(sequences, s, shape.chunk)
+        yield codes, np.array(list(part) + [-1] * (shape.batch - len(part)), np.int64)
 
 
-def batch_count(intervals: Sequence[Interval], shape: ScanShape) -> int:
-    chunks = sum(-(-max(iv.length - min(shape.receptive) + 1, 0) // shape.window)
-                 for iv in intervals)
+def batch_count(stream: Stream, shape: ScanShape) -> int:
+    chunks = -(-max(stream.length - min(shape.receptive) + 1, 0) // shape.window)
     return -(-chunks // shape.batch)
 
 
@@ -172,7 +205,7 @@ def batch_count(intervals: Sequence[Interval], shape: ScanShape) -> int:
 class TopCandidates:
     """The best `size` candidate windows per channel seen so far (host side, streaming).
 
-    key = interval index * 2**32 + window start. Candidates are ordered by f, then key, so
+    key = the window's stream position (`Stream`). Candidates are ordered by f, then key, so
     the kept set is the same whenever merges happen (a resumed scan gives the same regions)."""
 
     size: int
@@ -187,10 +220,10 @@ class TopCandidates:
                    np.zeros((0, channels), np.int8), [])
 
     def add(self, value: np.ndarray, offset: np.ndarray, strand: np.ndarray,
-            owner: np.ndarray, start: np.ndarray) -> None:
-        """Block peaks of one batch: (batch, blocks, channels) arrays; owner -1 = padding."""
-        keep = owner >= 0
-        key = (owner[keep, None, None].astype(np.int64) << 32) + start[keep, None, None] + offset[keep]
+            start: np.ndarray) -> None:
+        """Block peaks of one batch: (batch, blocks, channels) arrays; start -1 = padding."""
+        keep = start >= 0
+        key = start[keep, None, None] + offset[keep]
         channels = value.shape[-1]
         self.pending.append((value[keep].reshape(-1, channels), key.reshape(-1, channels),
                              strand[keep].reshape(-1, channels)))
@@ -208,17 +241,19 @@ class TopCandidates:
         self.value, self.key, self.strand = (np.take_along_axis(a, order, axis=0)
                                              for a in (value, key, strand))
 
-    def regions(self, channel: int, top: int, width: int) -> list[tuple[int, int, int, float]]:
+    def regions(self, channel: int, top: int, width: int, stream: Stream
+                ) -> list[tuple[int, int, int, float]]:
         """Greedy non-overlapping top windows of one channel: (interval, start, strand, f)."""
         self.merge()
         value, key, strand = self.value[:, channel], self.key[:, channel], self.strand[:, channel]
+        owners, starts_in = stream.locate(key)
         order = np.lexsort((key, -value))
         taken: dict[int, list[int]] = {}
         out = []
         for j in order:
             if not np.isfinite(value[j]) or len(out) == top:
                 break
-            owner, start = int(key[j] >> 32), int(key[j] & 0xFFFFFFFF)
+            owner, start = int(owners[j]), int(starts_in[j])
             starts = taken.setdefault(owner, [])
             at = bisect.bisect(starts, start)
             if (at and start - starts[at - 1] < width) or (at < len(starts)

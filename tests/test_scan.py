@@ -206,8 +206,8 @@ def test_interrupted_scan_resumes_to_the_same_files(net, files, ctcf_neuron, mon
     calls.clear()
     kill_at[0] = None
     scan(net, files["records"], out=tmp_path / "resumed", **args)
-    total = scan_module.batch_count(load_sequences(files["records"])[1],
-                                    scan_module.scan_shape(net, [3, 4], [[0], [0]], 1, 2))
+    stream = scan_module.Stream.of(load_sequences(files["records"])[1])
+    total = scan_module.batch_count(stream, scan_module.scan_shape(net, [3, 4], [[0], [0]], 1, 2))
     assert len(calls) == total - 59
     for layer in (3, 4):
         for f in (tmp_path / "whole" / f"layer{layer}" / "scan").iterdir():
@@ -263,3 +263,27 @@ def test_cli_scan_exit_codes(files, tmp_path):
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "missing.fa does not exist" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_simulated_fasta_and_its_sites_bed(tmp_path):
+    import dataclasses
+
+    from nmjax.example import example_tasks_path
+    from nmjax.sequences import decode
+    from nmjax.simulate import load_config, simulate, write_simulated_fasta
+
+    batch = simulate(dataclasses.replace(load_config(example_tasks_path()), n_test=20), "test")
+    bed = write_simulated_fasta(batch, tmp_path / "test.fa.gz")
+    assert bed == tmp_path / "test.sites.bed"
+    seqs = read_fasta(tmp_path / "test.fa.gz")
+    np.testing.assert_array_equal(np.stack(list(seqs.values())), batch.onehot.argmax(-1))
+    rows = [line.split("\t") for line in bed.read_text().splitlines()]
+    planted = [(i, e, site) for i, events in enumerate(batch.events) for e in events
+               for site in e.sites]
+    assert len(rows) == len(planted) > 10
+    for (name, start, end, motif, task, strand), (i, event, site) in zip(rows, planted):
+        assert (name, int(start), int(end), motif, strand) == (f"seq{i}", site.start, site.end,
+                                                               site.motif, site.strand)
+        assert task == event.task + ("" if event.positive else "(decoy)")
+        bases = seqs[name][site.start:site.end]
+        assert decode(bases if strand == "+" else reverse_complement(bases)) == site.bases
