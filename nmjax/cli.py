@@ -49,9 +49,14 @@ def cmd_simulate(args) -> int:
     import numpy as np
 
     from .fileio import atomic_path
-    from .simulate import load_config, simulate
+    from .simulate import load_config, simulate, write_simulated_fasta
 
     batch = simulate(load_config(args.dataset), args.split)
+    if args.out.endswith((".fa", ".fasta", ".fa.gz", ".fasta.gz")):
+        bed = write_simulated_fasta(batch, args.out)
+        print(f"wrote {len(batch.labels)} sequences of split {args.split} to {args.out}, "
+              f"their planted sites to {bed}")
+        return 0
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, onehot=batch.onehot, labels=batch.labels)
@@ -255,7 +260,10 @@ def cmd_space(args) -> int:
                           args.layer, parse_range(args.gaps, "--gaps"), args.samples, args.seed,
                           args.fasta, neurons)
     what = "neuron" if args.layer else "output"
-    for row in result.summary()[:2 * len(result.backgrounds)]:
+    summary = result.summary()
+    best = [row for b in result.backgrounds
+            for row in [r for r in summary if r["background"] == b][:2]]
+    for row in best:
         print(f"{row['background']:>8} {what} {row['response']}: peak at gap {row['peak_gap']} "
               f"({row['arrangement']}), {row['peak']:.3g}, {row['contrast']:.3g} above the median")
     print(f"wrote {write_spacing(args.out, result)} (.json, .svg)")
@@ -362,10 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("simulate", help="write one split of a simulated dataset as .npz "
-                                        "(onehot, labels)")
+                                        "(onehot, labels), or as FASTA (.fa, .fa.gz) with "
+                                        "its planted sites as BED")
     p.add_argument("--dataset", required=True, help="simulation config (JSON or TOML)")
     p.add_argument("--split", default="train", choices=("train", "valid", "test"))
-    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--out", required=True,
+                   help="output .npz file, or .fa / .fa.gz (then also <stem>.sites.bed)")
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("decode", help="decode the motifs of conv neurons, layer by layer")
     _model_args(p)
