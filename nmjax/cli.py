@@ -281,6 +281,14 @@ def _motif_db_args(p: argparse.ArgumentParser) -> None:
                    help="Tomtom column distance (default: correlation, see nmjax.matching)")
 
 
+def _dir_model_args(p: argparse.ArgumentParser, dir_help: str, model_help: str) -> None:
+    """A folder, then optionally the model it came from (merge, swap)."""
+    p.add_argument("dir", help=dir_help)
+    p.add_argument("model", nargs="?", default=None, help=model_help)
+    p.add_argument("--architecture", default=None,
+                   help="model.to_json() file, for a weights-only HDF5 model")
+
+
 def _analysis_args(p: argparse.ArgumentParser, db: bool = True) -> None:
     p.add_argument("dir", help="output folder of `nmjax decode`")
     if db:
@@ -313,11 +321,8 @@ def _validation_commands(sub) -> None:
     p.set_defaults(func=cmd_scan)
     p = sub.add_parser("swap", help="window swap between a sick and a consistent subset's "
                                     "consensus (the paper's problematic-neuron analysis)")
-    p.add_argument("dir", help="output folder of `nmjax decode`")
-    p.add_argument("model", nargs="?", default=None,
-                   help="the decoded model (default: the one recorded in DIR/run.json)")
-    p.add_argument("--architecture", default=None,
-                   help="model.to_json() file, for a weights-only HDF5 model")
+    _dir_model_args(p, "output folder of `nmjax decode`",
+                    "the decoded model (default: the one recorded in DIR/run.json)")
     p.add_argument("--layer", type=int, required=True)
     p.add_argument("--neuron", type=int, required=True)
     p.add_argument("--window", type=int, default=None,
@@ -409,11 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_decode)
     p = sub.add_parser("merge", help="assemble the layer files of a --shard run once every "
                                      "shard of a layer is done")
-    p.add_argument("dir", help="the shared --out folder of the shards")
-    p.add_argument("model", nargs="?", default=None,
-                   help="the model the shards decoded (default: the path they recorded)")
-    p.add_argument("--architecture", default=None,
-                   help="model.to_json() file, for a weights-only HDF5 model")
+    _dir_model_args(p, "the shared --out folder of the shards",
+                    "the model the shards decoded (default: the path they recorded)")
     p.add_argument("--layers", default=None,
                    help="layers to merge (default: every layer with shard records)")
     p.set_defaults(func=cmd_merge)

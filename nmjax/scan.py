@@ -122,7 +122,8 @@ def stream_candidates(net: Network, sequences: dict[str, np.ndarray],
     program = scan_program(net.config, shape)
     size = CANDIDATES_PER_REGION * settings.top
     tops = {l: TopCandidates.empty(size, len(n)) for l, n in zip(layers, neurons)}
-    done = _resume(state, tops, _fingerprint(net, intervals, shape, settings)) if state else 0
+    fingerprint = _fingerprint(net, sequences, intervals, shape, settings) if state else ""
+    done = _resume(state, tops, fingerprint) if state else 0
     saved = time.monotonic()
     stream = Stream.of(intervals)
     bar = tqdm(total=batch_count(stream, shape), initial=done, unit="batch",
@@ -134,19 +135,23 @@ def stream_candidates(net: Network, sequences: dict[str, np.ndarray],
         done += 1
         bar.update()
         if state and time.monotonic() - saved > CHECKPOINT_SECONDS:
-            _checkpoint(state, tops, done, _fingerprint(net, intervals, shape, settings))
+            _checkpoint(state, tops, done, fingerprint)
             saved = time.monotonic()
     bar.close()
     if state:
-        _checkpoint(state, tops, done, _fingerprint(net, intervals, shape, settings))
+        _checkpoint(state, tops, done, fingerprint)
     return tops
 
 
-def _fingerprint(net: Network, intervals, shape, settings: ScanSettings) -> str:
+def _fingerprint(net: Network, sequences: dict[str, np.ndarray], intervals, shape,
+                 settings: ScanSettings) -> str:
+    """What a saved state must match to be resumed: model, settings, intervals and bases."""
     h = hashlib.sha256(json.dumps([net.config.to_json(), asdict(shape), asdict(settings),
                                    [asdict(iv) for iv in intervals]]).encode())
     for leaf in jax.tree_util.tree_leaves(net.params):
         h.update(np.asarray(leaf).tobytes())
+    for chrom in sorted({iv.chrom for iv in intervals}):
+        h.update(sequences[chrom].tobytes())
     return h.hexdigest()
 
 
