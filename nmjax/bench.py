@@ -311,6 +311,9 @@ def _run_case(case: dict) -> dict:
     kind = case.pop("kind")
     if kind == "layer":
         return bench_layer(**case)
+    if kind == "scan":
+        from .scanbench import bench_scan
+        return bench_scan(**case)
     return decode_neurons(**case)
 
 
@@ -471,6 +474,12 @@ def parse_args(argv=None):
     p.add_argument("--from-json", default=None,
                    help="no measuring: recompute the projection and markdown of an earlier "
                         "run's JSON (written next to it)")
+    p.add_argument("--scan", action="store_true",
+                   help="only the scanning row (nmjax scan): full-size Basset, all layer-3 "
+                        "neurons, bases/s and %% of fp32 peak; writes scan.json/.md")
+    p.add_argument("--scan-chunk", type=int, default=4096, help="bases per scanned chunk")
+    p.add_argument("--scan-batch", type=int, default=4, help="chunks per scanning call")
+    p.add_argument("--scan-bases", type=int, default=200_000, help="bases scanned")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -504,6 +513,8 @@ def main(argv=None) -> int:
         print(markdown(result))
         return 0
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    if args.scan:
+        return _scan_only(args, started)
     load_start = load_average()
     peak = matmul_peak()
     print(f"matmul peak GFLOP/s: {peak}  (load {load_start})", flush=True)
@@ -525,6 +536,21 @@ def main(argv=None) -> int:
         write_text(f"{stem}.json", json.dumps(result, indent=1) + "\n")
         write_text(f"{stem}.md", markdown(result))
     print(f"wrote {stem}.json and {stem}.md")
+    return 0
+
+
+def _scan_only(args, started: str) -> int:
+    from .scanbench import scan_markdown
+
+    case = {"kind": "scan", "chunk": args.scan_chunk, "batch": args.scan_batch,
+            "bases": args.scan_bases, "repeats": args.repeats}
+    result = {"started": started, "jax": jax.__version__,
+              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "scan": _in_subprocess(case, args.timeout)}
+    stem = Path(args.out) / "scan"
+    write_text(f"{stem}.json", json.dumps(result, indent=1) + "\n")
+    write_text(f"{stem}.md", scan_markdown(result))
+    print(scan_markdown(result))
     return 0
 
 

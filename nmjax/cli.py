@@ -49,9 +49,14 @@ def cmd_simulate(args) -> int:
     import numpy as np
 
     from .fileio import atomic_path
-    from .simulate import load_config, simulate
+    from .simulate import load_config, simulate, write_simulated_fasta
 
     batch = simulate(load_config(args.dataset), args.split)
+    if args.out.endswith((".fa", ".fasta", ".fa.gz", ".fasta.gz")):
+        bed = write_simulated_fasta(batch, args.out)
+        print(f"wrote {len(batch.labels)} sequences of split {args.split} to {args.out}, "
+              f"their planted sites to {bed}")
+        return 0
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, onehot=batch.onehot, labels=batch.labels)
@@ -201,6 +206,74 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_scan(args) -> int:
+    import nmjax
+    from .scan import ScanSettings, scan
+
+    settings = ScanSettings(args.top, args.extend, args.p_value, args.chunk, args.batch)
+    layers = parse_range(args.layers, "--layers") if args.layers else None
+    neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
+    net = nmjax.load(args.model, args.architecture)
+    results = scan(net, args.fasta, bed=args.bed, genome=args.genome, layers=layers,
+                   neurons=neurons, settings=settings, out=args.out, decode_dir=args.dir,
+                   progress=True)
+    for layer, scans in results.items():
+        profiled = sum(bool(s.profiles) for s in scans)
+        print(f"layer {layer}: {len(scans)} neurons, top {settings.top} regions each, motif "
+              f"profiles for {profiled}; wrote {args.out}/layer{layer}/scan/")
+    return 0
+
+
+def cmd_swap(args) -> int:
+    import nmjax
+    from .swap import decoded_model, window_swap, write_swap
+
+    model = args.model if args.model is not None else decoded_model(args.dir)
+    result = window_swap(nmjax.load(model, args.architecture), args.dir, args.layer, args.neuron,
+                         args.window, args.sick, args.consistent)
+    best = max(range(len(result.f)), key=lambda k: result.f[k])
+    print(f"layer {args.layer} neuron {args.neuron}: sick subset S{result.sick} f "
+          f"{result.f_sick:.3g}, consistent S{result.consistent} f {result.f_consistent:.3g}; "
+          f"best swap at {result.starts[best]}-{result.starts[best] + result.window}: f "
+          f"{result.f[best]:.3g}")
+    print(f"wrote {write_swap(args.dir, result)} (.json, .svg)")
+    return 0
+
+
+def cmd_space(args) -> int:
+    import nmjax
+    from .motifdb import jaspar_motif, load_motif_db
+    from .spacing import spacing_scan, write_spacing
+
+    names = [m.strip() for m in args.motifs.split(",")]
+    if len(names) != 2:
+        raise NmjaxError(f"--motifs takes two motifs, A,B (got {args.motifs!r})")
+    if args.motif_db:
+        db = {m.name: m for m in load_motif_db(args.motif_db)}
+        db |= {m.alt_name: m for m in db.values() if m.alt_name}
+        missing = [n for n in names if n not in db]
+        if missing:
+            raise NmjaxError(f"{args.motif_db}: no motif named {missing}")
+        pair = [db[n] for n in names]
+    else:
+        pair = [jaspar_motif(n, args.release) for n in names]
+    if (args.layer is None) == (not args.output):
+        raise NmjaxError("give --layer L (a conv layer's neurons) or --output (the model outputs)")
+    neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
+    result = spacing_scan(nmjax.load(args.model, args.architecture), pair[0], pair[1],
+                          args.layer, parse_range(args.gaps, "--gaps"), args.samples, args.seed,
+                          args.fasta, neurons)
+    what = "neuron" if args.layer else "output"
+    summary = result.summary()
+    best = [row for b in result.backgrounds
+            for row in [r for r in summary if r["background"] == b][:2]]
+    for row in best:
+        print(f"{row['background']:>8} {what} {row['response']}: peak at gap {row['peak_gap']} "
+              f"({row['arrangement']}), {row['peak']:.3g}, {row['contrast']:.3g} above the median")
+    print(f"wrote {write_spacing(args.out, result)} (.json, .svg)")
+    return 0
+
+
 def _motif_db_args(p: argparse.ArgumentParser) -> None:
     from .motifdb import DEFAULT_RELEASE
 
@@ -212,10 +285,77 @@ def _motif_db_args(p: argparse.ArgumentParser) -> None:
                    help="Tomtom column distance (default: correlation, see nmjax.matching)")
 
 
+def _dir_model_args(p: argparse.ArgumentParser, dir_help: str, model_help: str) -> None:
+    """A folder, then optionally the model it came from (merge, swap)."""
+    p.add_argument("dir", help=dir_help)
+    p.add_argument("model", nargs="?", default=None, help=model_help)
+    p.add_argument("--architecture", default=None,
+                   help="model.to_json() file, for a weights-only HDF5 model")
+
+
 def _analysis_args(p: argparse.ArgumentParser, db: bool = True) -> None:
     p.add_argument("dir", help="output folder of `nmjax decode`")
     if db:
         _motif_db_args(p)
+
+
+def _validation_commands(sub) -> None:
+    """The parsers of scan, swap and space (reading real or inserted sequences)."""
+    from .motifdb import DEFAULT_RELEASE
+
+    p = sub.add_parser("scan", help="scan sequences with the neurons of conv layers: top "
+                                    "regions, their logo and motif-position profiles")
+    _model_args(p)
+    p.add_argument("--fasta", default=None, help="FASTA file (plain or .gz) of sequences to scan")
+    p.add_argument("--bed", default=None, help="or BED intervals to scan, on --genome")
+    p.add_argument("--genome", default=None, help="genome FASTA (plain or .gz) for --bed")
+    p.add_argument("--layers", default=None, help="conv layers, e.g. 3-5 (default: all)")
+    p.add_argument("--neurons", default=None, help="neurons of each layer (default: all)")
+    p.add_argument("--top", type=int, default=3000, help="top regions per neuron (default: 3000)")
+    p.add_argument("--extend", type=int, default=1000,
+                   help="bp around each region for the motif profiles (default: 1000)")
+    p.add_argument("--p-value", type=float, default=1e-4,
+                   help="motif site threshold, FIMO's p-value (default: 1e-4)")
+    p.add_argument("--dir", default=None,
+                   help="output folder of `nmjax decode` whose neuron motifs are profiled "
+                        "(default: --out)")
+    p.add_argument("--chunk", type=int, default=4096, help="bases per scanned chunk")
+    p.add_argument("--batch", type=int, default=4, help="chunks per call")
+    p.add_argument("--out", required=True, help="output folder (DIR/layer{L}/scan/)")
+    p.set_defaults(func=cmd_scan)
+    p = sub.add_parser("swap", help="window swap between a sick and a consistent subset's "
+                                    "consensus (the paper's problematic-neuron analysis)")
+    _dir_model_args(p, "output folder of `nmjax decode`",
+                    "the decoded model (default: the one recorded in DIR/run.json)")
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--neuron", type=int, required=True)
+    p.add_argument("--window", type=int, default=None,
+                   help="window bp (default: the paper's 51, at most half the receptive field)")
+    p.add_argument("--sick", type=int, default=None,
+                   help="subset to repair (default: lowest conact / act)")
+    p.add_argument("--consistent", type=int, default=None,
+                   help="subset whose bases are swapped in (default: highest conact / act)")
+    p.set_defaults(func=cmd_swap)
+    p = sub.add_parser("space", help="insert two motifs at every gap: mean response per gap "
+                                     "(does a grammar's spacing matter?)")
+    _model_args(p)
+    p.add_argument("--motifs", required=True, help="two motifs A,B: JASPAR IDs or TF names "
+                                                   "(or names in --motif-db)")
+    p.add_argument("--motif-db", default=None, help="MEME file holding the motifs")
+    p.add_argument("--release", default=DEFAULT_RELEASE,
+                   help=f"JASPAR release for --motifs (default: {DEFAULT_RELEASE})")
+    p.add_argument("--layer", type=int, default=None, help="conv layer whose neurons respond")
+    p.add_argument("--output", action="store_true", help="or the model outputs respond")
+    p.add_argument("--neurons", default=None, help="neurons of the layer (default: all)")
+    p.add_argument("--gaps", default="0-40", help="gaps in bp (default: 0-40)")
+    p.add_argument("--fasta", default=None,
+                   help="also a dinucleotide-shuffled background drawn from these sequences")
+    p.add_argument("--samples", type=int, default=200, help="windows per gap and arrangement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="nmjax-space",
+                   help="output folder (DIR/layer{L}/spacing/; a decode folder puts the plots "
+                        "in its report)")
+    p.set_defaults(func=cmd_space)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,10 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("simulate", help="write one split of a simulated dataset as .npz "
-                                        "(onehot, labels)")
+                                        "(onehot, labels), or as FASTA (.fa, .fa.gz) with "
+                                        "its planted sites as BED")
     p.add_argument("--dataset", required=True, help="simulation config (JSON or TOML)")
     p.add_argument("--split", default="train", choices=("train", "valid", "test"))
-    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--out", required=True,
+                   help="output .npz file, or .fa / .fa.gz (then also <stem>.sites.bed)")
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("decode", help="decode the motifs of conv neurons, layer by layer")
     _model_args(p)
@@ -281,11 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_decode)
     p = sub.add_parser("merge", help="assemble the layer files of a --shard run once every "
                                      "shard of a layer is done")
-    p.add_argument("dir", help="the shared --out folder of the shards")
-    p.add_argument("model", nargs="?", default=None,
-                   help="the model the shards decoded (default: the path they recorded)")
-    p.add_argument("--architecture", default=None,
-                   help="model.to_json() file, for a weights-only HDF5 model")
+    _dir_model_args(p, "the shared --out folder of the shards",
+                    "the model the shards decoded (default: the path they recorded)")
     p.add_argument("--layers", default=None,
                    help="layers to merge (default: every layer with shard records)")
     p.set_defaults(func=cmd_merge)
@@ -322,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-match", action="store_true",
                    help="only rebuild the HTML from existing matches.tsv and grammar.json")
     p.set_defaults(func=cmd_report)
+    _validation_commands(sub)
     return parser
 
 

@@ -382,3 +382,23 @@ def planted_motifs(config: SimulationConfig) -> list[Motif]:
     TF name as alt name): the ground-truth MEME file of a simulated dataset."""
     return [Motif(name, m.ppm, m.nsites, m.alt_name if m.name == name else m.name)
             for name, m in resolve_motifs(config).items()]
+
+
+def write_simulated_fasta(batch: SimulatedBatch, path: str | os.PathLike) -> Path:
+    """The sequences as FASTA records seq0, seq1, ... (gzipped if `path` ends .gz) and every
+    planted site as BED6 beside it (`<stem>.sites.bed`: record, start, end, motif, task,
+    strand; the task name ends '(decoy)' for a decoy event): input and ground truth of
+    `nmjax scan`. Returns the BED path."""
+    from .fileio import write_text
+    from .sequences import write_fasta
+
+    path = Path(path)
+    write_fasta(path, {f"seq{i}": codes for i, codes in
+                       enumerate(batch.onehot.argmax(-1).astype(np.uint8))})
+    rows = [f"seq{i}\t{s.start}\t{s.end}\t{s.motif}\t{e.task}{'' if e.positive else '(decoy)'}"
+            f"\t{s.strand}\n" for i, events in enumerate(batch.events) for e in events
+            for s in e.sites]
+    stem = path.name.removesuffix(".gz").rsplit(".", 1)[0]
+    bed = path.with_name(f"{stem}.sites.bed")
+    write_text(bed, "".join(rows))
+    return bed
