@@ -26,7 +26,8 @@ def grammar_section(g: dict) -> str:
     line = g["line"]
     out = [f'<h2>Grammar</h2><p class="grammar">{escape(g["text"])}</p>'
            f"<p>{escape(line_summary(line))}. The line is the longest order held by at least "
-           "half the weight of the PPMs with a site (else the most shared one).</p>",
+           "half the weight of the most shared order (and at least a quarter of the weight of "
+           "the PPMs with a site).</p>",
            "<h3>Orders, by share of the neuron's weight</h3><table>",
            row("order", "strands", "share", "subsets containing it", "inside its gaps",
                "gaps as decoded (bp: subsets)", head=True)]
@@ -49,7 +50,9 @@ def grammar_section(g: dict) -> str:
 
 
 def neuron_page(layer: int, neuron: int, ppms: list, rows: list, diag: dict, grammar: dict | None,
-                matches: list[Match]) -> str:
+                matches: list[Match], validation: str = "") -> str:
+    """The page; `validation` is the HTML of its scans on real sequences, window swap and
+    spacing scans (`nmjax.validation.validation_section_html`), empty if none was run."""
     grammar = grammar or {}
     by_subset = {r.subset: r for r in rows}
     body = [f'<p>status: <b class="{diag["status"]}">{diag["status"]}</b>, '
@@ -83,4 +86,5 @@ def neuron_page(layer: int, neuron: int, ppms: list, rows: list, diag: dict, gra
                      fmt(x.e_value), str(x.offset), x.orientation, str(x.overlap))
                  for x in found]
         body.append("</table>")
+    body.append(validation)
     return page(f"Layer {layer}, neuron {neuron}", "".join(body), "../")

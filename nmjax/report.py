@@ -28,6 +28,7 @@ from .matching import (Match, TomtomParams, decoded_layers, describe, match_laye
                        read_matches, warn_if_few_targets)
 from .motifdb import DEFAULT_RELEASE, load_motif_db
 from .neuron_page import DISCOVERED_Q, neuron_page
+from .validation import validation_section_html
 
 MAX_TFS_LISTED = 6    # TF names per neuron in the overview table
 HIT_Q = 0.1           # a neuron "matches" (method-notes §4): pairs listed on the hits page
@@ -65,10 +66,20 @@ def _folded(rows: list[str], head: str) -> str:
             + head + "".join(rows[SHOWN:]) + "</table></details>")
 
 
-def layer_summary_html(layer: int, s: dict) -> str:
+def _spacing_links(out_dir: Path, layer: int, neurons: list[int]) -> str:
+    """Links to the spacing scans (`nmjax space`) run for these neurons, if any."""
+    folder = out_dir / f"layer{layer}" / "spacing"
+    files = [f for n in neurons for f in sorted(folder.glob(f"*_neuron{n}_*.svg"))]
+    return "".join(f'<br><a href="../layer{layer}/spacing/{f.name}">spacing scan: '
+                   f"{escape(f.stem)}</a>" for f in files)
+
+
+def layer_summary_html(out_dir: Path, layer: int, s: dict) -> str:
     """A layer's grammars and motifs ranked by neurons, with logos and links."""
-    g_rows = [row(f"<code>{escape(g['text'])}</code>", logo_svg(np.array(g["ppm"]), 6, 30)
-                  if g.get("ppm") else "-", f"{len(g['line'])}: {_links(layer, g['line'])}",
+    g_rows = [row(f"<code>{escape(g['text'])}</code>"
+                  + _spacing_links(out_dir, layer, g["carried"]),
+                  logo_svg(np.array(g["ppm"]), 6, 30) if g.get("ppm") else "-",
+                  f"{len(g['line'])}: {_links(layer, g['line'])}",
                   f"{len(g['carried'])}: {_links(layer, g['carried'])}") for g in s["grammars"]]
     m_rows = [row(f"<b>{escape(m['name'])}</b>", logo_svg(np.array(m["ppm"]), 7, 30),
                   escape(", ".join(m["ties"][1:])) or "-", f"{len(m['line'])}: {_links(layer, m['line'])}",
@@ -93,12 +104,13 @@ def summary_section(out_dir: Path) -> str:
         return ""
     summary = json.loads(path.read_text())["layers"]
     return ("<h2>Grammars the model encodes</h2>" + headline(summary)
-            + "<p class='muted'>A neuron's line is the longest order of motifs that at least half "
-              "the weight (n x act) of its decoupled PPMs holds; gaps are the bp between the "
+            + "<p class='muted'>A neuron's line is the longest order of motifs held by at least "
+              "half as much of the weight (n x act) of its decoupled PPMs as its most shared "
+              "order (and by a quarter at least); gaps are the bp between the "
               "database matrices, soft gaps a robust range. Each layer lists its grammars (2+ "
               "motifs) and motifs ranked by the neurons whose line they are and the neurons "
               "where they hold at least 20% of the weight.</p>"
-            + "".join(layer_summary_html(int(l), summary[l])
+            + "".join(layer_summary_html(out_dir, int(l), summary[l])
                       for l in sorted(summary, key=int, reverse=True)))
 
 
@@ -153,7 +165,8 @@ def _layer_section(out_dir: Path, report: Path, layer: int, diag: dict) -> tuple
             link = f'<a href="layer{layer}/neuron{neuron}.html">{neuron}</a>'
             own = [m for m in ppms if parse_ppm_name(m.name)[1] == neuron]
             html = neuron_page(layer, neuron, own, [r for r in rows if r.neuron == neuron], n,
-                               grammars.get(str(neuron)), by_neuron.get(neuron, []))
+                               grammars.get(str(neuron)), by_neuron.get(neuron, []),
+                               validation_section_html(out_dir, layer, neuron))
             write_text(report / f"layer{layer}" / f"neuron{neuron}.html", html)
         text = grammars.get(str(neuron), {}).get("text", "")
         out.append(f'<tr><td>{link}</td><td class="{n["status"]}">{n["status"]}</td>'

@@ -7,8 +7,9 @@ gaps (method-notes §5), printed as in the paper: `CTCF-6N-CEBPB`, `NFIX-[10-20N
   canonical orientation: fewer '-' than '+' strands, then the alphabetically smaller names.
 - Every contiguous part of a reading is an order the PPM contains. An order's share is the
   weight (n x act) of the PPMs containing it over the weight of all PPMs with a site.
-- The neuron's line is the longest order with a share of at least `line_share` (ties: the
-  larger share), else its most shared order.
+- The neuron's line is the longest order whose share is at least `line_share` (half) of the
+  most shared order's and at least `line_floor` (ties: the larger share): a dimer held by 46 %
+  of the weight while its CTCF alone is held by 81 % is the neuron's grammar.
 - A gap is printed from a robust interval of its values over the PPMs containing the order,
   weighted by n x act: values outside the Tukey fences (`fence` interquartile ranges beyond
   the weighted quartiles) are left out, so one outlier subset does not widen it. One value is
@@ -27,7 +28,8 @@ FLIP = {"+": "-", "-": "+", ".": "."}
 
 @dataclass(frozen=True)
 class SyntaxParams:
-    line_share: float = 0.5
+    line_share: float = 0.5     # of the most shared order's share,
+    line_floor: float = 0.25    # and at least this share, make an order a candidate line
     fence: float = 1.5
     hole: int = 6               # bp between gap values that splits an order into two
     listed_share: float = 0.1   # orders of at least this share are kept in grammar.json
@@ -145,7 +147,8 @@ def _describe(tokens: tuple, by_subset: dict[int, tuple], weights: dict[int, flo
 def _line(orders: list[dict], params: SyntaxParams) -> dict | None:
     if not orders:
         return None
-    shared = [o for o in orders if o["share"] >= params.line_share]
+    needed = max(params.line_floor, params.line_share * orders[0]["share"])
+    shared = [o for o in orders if o["share"] >= needed]
     if not shared:
         return orders[0]
     return max(shared, key=lambda o: (len(o["motifs"]), o["share"], [-ord(c) for c in o["text"]]))

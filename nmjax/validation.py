@@ -21,17 +21,14 @@ from .matching import read_layer_motifs
 from .meme import Motif
 
 MAX_SEGMENTS = 8      # segmented motifs used per neuron without a grammar (largest subsets first)
-MIN_PART = 6          # columns a composite part must keep inside its dictionary motif
 
 
 def neuron_motifs(out_dir: str | os.PathLike, layer: int, neuron: int,
                   max_segments: int = MAX_SEGMENTS) -> list[Motif]:
     """The motifs of a decoded neuron, named L{L}_N{n}_{id} (alt_name: the matched TF name).
 
-    From DIR/layer{L}/grammar.json when it lists the neuron: each dictionary motif ("id",
-    "ppm" rows ACGT, "match" {"name"} or None) and each part of a composite motif ("parts":
-    "start", "end", "name"; clipped to the motif's columns, kept when >= MIN_PART of them).
-    Else the neuron's segments in motifs.meme (L{L}_N{n}_S{s}_{start}-{end}), those of its
+    From DIR/layer{L}/grammar.json when it lists the neuron: each hard motif of its dictionary
+    ("id", "name", "ppm" rows ACGT; `nmjax.grammar`). Else the neuron's segments in motifs.meme (L{L}_N{n}_S{s}_{start}-{end}), those of its
     largest subsets first, at most `max_segments`. [] for a neuron with no motif.
     """
     layer_dir = Path(out_dir) / f"layer{layer}"
@@ -56,15 +53,8 @@ def _dictionary_motifs(layer: int, neuron: int, dictionary: list[dict]) -> list[
     out = []
     for d in dictionary:
         ppm = np.asarray(d["ppm"], np.float64)
-        name = f"L{layer}_N{neuron}_{d['id']}"
-        out.append(Motif(name, ppm / ppm.sum(1, keepdims=True), alt_name=(d.get("match") or {})
-                         .get("name", d["id"])))
-        for k, part in enumerate(d.get("parts") or []):
-            lo, hi = max(int(part["start"]), 0), min(int(part["end"]), len(ppm))
-            if hi - lo >= MIN_PART:
-                piece = ppm[lo:hi]
-                out.append(Motif(f"{name}.{k + 1}", piece / piece.sum(1, keepdims=True),
-                                 alt_name=part.get("name", f"{d['id']}.{k + 1}")))
+        out.append(Motif(f"L{layer}_N{neuron}_{d['id']}", ppm / ppm.sum(1, keepdims=True),
+                         alt_name=d["name"]))
     return out
 
 

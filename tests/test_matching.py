@@ -9,7 +9,7 @@ from nmjax.errors import NmjaxError
 from nmjax.matching import (TomtomParams, benjamini_hochberg, compare, match_run, read_matches,
                             tomtom, with_pseudocount)
 from nmjax.meme import Motif
-from nmjax.motifdb import jaspar_motif, load_motif_db
+from nmjax.motifdb import jaspar_motif, jaspar_motifs, load_motif_db
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,13 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     (tmp_path / "bad.tsv").write_text("a\tb\n")
     with pytest.raises(NmjaxError, match="not a matches table"):
         read_matches(tmp_path / "bad.tsv")
+
+
+def test_jaspar_cache_is_an_exact_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("NMJAX_CACHE", str(tmp_path))
+    from_sqlite = jaspar_motifs.__wrapped__()          # pyJASPAR; writes the cache
+    assert (tmp_path / "jaspar" / "JASPAR2026_CORE_vertebrates.npz").is_file()
+    from_cache = jaspar_motifs.__wrapped__()
+    assert len(from_cache) == len(from_sqlite) == 1019
+    assert all(a.name == b.name and a.alt_name == b.alt_name and a.nsites == b.nsites
+               and np.array_equal(a.ppm, b.ppm) for a, b in zip(from_sqlite, from_cache))

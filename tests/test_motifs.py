@@ -1,9 +1,10 @@
 """Activation-weighted PPMs, smoothing and IC segmentation on hand-computed cases."""
+import dataclasses
+
 import numpy as np
 
-from nmjax.motifs import (consensus, consensus_string, information_content, laplace, segment,
-                          weighted_ppm)
-from nmjax.motifs import value_bins
+from nmjax.motifs import (SEGMENT_RULES, consensus, consensus_string, information_content, laplace,
+                          segment_ppm, unsmooth, value_bins, weighted_ppm)
 
 E = np.eye(4)
 
@@ -42,12 +43,20 @@ def test_laplace_and_information_content():
     np.testing.assert_allclose(information_content(ppm), [2.0, 0.0], atol=1e-12)
 
 
-def test_segment_extends_merges_and_drops_short_regions():
+def test_paper_rule_extends_merges_and_drops_short_regions():
     ppm = np.full((40, 4), 0.25)
     ppm[[10, 11, 12, 15]] = [0.97, 0.01, 0.01, 0.01]   # IC > 1: 10-12 and 15 -> one region
     ppm[30] = [0.01, 0.97, 0.01, 0.01]                 # alone: 7 bp after extension, dropped
-    assert segment(ppm) == [(7, 19)]
-    assert segment(ppm, min_length=6) == [(7, 19), (27, 34)]
+    paper = SEGMENT_RULES["paper"]
+    assert segment_ppm(ppm, 100_000, paper) == [(7, 19)]
+    assert segment_ppm(ppm, 100_000, dataclasses.replace(paper, min_length=7)) == [(7, 19), (27, 34)]
+    # the M = 80 smoothing of a small subset takes a lone base below 1 bit
+    assert segment_ppm(ppm, 20, paper) == []
+
+
+def test_unsmooth_inverts_laplace():
+    ppm = np.random.default_rng(0).dirichlet(np.ones(4), size=12)
+    np.testing.assert_allclose(unsmooth(laplace(ppm, 300, 80.0), 300, 80.0), ppm, atol=1e-12)
 
 
 def test_consensus():

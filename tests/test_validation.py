@@ -13,7 +13,8 @@ import nmjax
 from nmjax.cli import main
 from nmjax.logo import GLYPH_DEFS
 from nmjax.meme import Motif, write_meme
-from nmjax.motifdb import jaspar_motif
+from nmjax.grammar import grammar_run
+from nmjax.motifdb import jaspar_motif, load_motif_db
 from nmjax.scan import ScanSettings, scan
 from nmjax.sequences import write_fasta
 from nmjax.spacing import spacing_scan, write_spacing
@@ -25,6 +26,11 @@ from test_report import chromium
 
 LAYER, NEURON = 3, 31          # a layer-3 neuron of the example that CTCF drives (test_scan)
 MUTATED = (8, 13)
+
+
+@pytest.fixture(scope="module")
+def db():
+    return load_motif_db()
 
 
 @pytest.fixture(scope="module")
@@ -94,22 +100,15 @@ def test_swap_cli_and_errors(decode_dir, capsys):
     assert "must be 1..22" in capsys.readouterr().err
 
 
-def test_neuron_motifs_from_grammar_dictionary_and_parts(tmp_path):
-    ppm = np.random.default_rng(0).dirichlet(np.ones(4), size=30)
-    entry = {"dictionary": [{"id": "D1", "ppm": ppm.tolist(), "match": None,
-                             "parts": [{"start": -2, "end": 12, "name": "CTCF"},
-                                       {"start": 18, "end": 30, "name": "CEBPB"},
-                                       {"start": 27, "end": 34, "name": "short"}]},
-                            {"id": "D2", "ppm": ppm[:10].tolist(), "match": {"name": "SPI1"},
-                             "parts": []}]}
-    (tmp_path / "layer4").mkdir()
-    (tmp_path / "layer4" / "grammar.json").write_text(json.dumps({"neurons": {"3": entry}}))
-    motifs = neuron_motifs(tmp_path, 4, 3)
-    assert [(m.name, m.alt_name, len(m.ppm)) for m in motifs] == [
-        ("L4_N3_D1", "D1", 30), ("L4_N3_D1.1", "CTCF", 12), ("L4_N3_D1.2", "CEBPB", 12),
-        ("L4_N3_D2", "SPI1", 10)]
-    np.testing.assert_allclose(motifs[2].ppm, ppm[18:30] / ppm[18:30].sum(1, keepdims=True))
-    assert neuron_motifs(tmp_path, 4, 5) == []
+def test_neuron_motifs_from_grammar_dictionary(tmp_path, db):
+    out = write_fake_decode(tmp_path)
+    grammar_run(out, db=db)
+    motifs = neuron_motifs(out, 2, 1)                          # the CTCF-6N-CEBPB neuron
+    assert sorted(m.alt_name for m in motifs) == ["CEBPB", "CTCF"]
+    assert all(m.name.startswith("L2_N1_D") for m in motifs)
+    ctcf = next(m for m in motifs if m.alt_name == "CTCF")
+    assert len(ctcf.ppm) == len(jaspar_motif("MA0139.2").ppm)  # in the matrix's frame
+    assert neuron_motifs(out, 2, 5) == []
 
 
 def test_neuron_motifs_fall_back_to_segmented_motifs(tmp_path):
@@ -123,8 +122,8 @@ def test_neuron_motifs_fall_back_to_segmented_motifs(tmp_path):
 def test_validation_section_inlines_plots_and_links_files(net, decode_dir, tmp_path):
     d, _ = decode_dir
     (d / f"layer{LAYER}" / "grammar.json").write_text(json.dumps({"neurons": {str(NEURON): {
-        "dictionary": [{"id": "D1", "ppm": jaspar_motif("MA0139.2").ppm.tolist(),
-                        "match": {"name": "CTCF"}, "parts": []}]}}}))
+        "dictionary": [{"id": "D1", "name": "CTCF",
+                        "ppm": jaspar_motif("MA0139.2").ppm.tolist()}]}}}))
     rng = np.random.default_rng(1)
     write_fasta(tmp_path / "s.fa", {f"r{i}": rng.integers(0, 4, 300).astype(np.uint8)
                                     for i in range(5)})
