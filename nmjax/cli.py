@@ -320,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     except NmjaxError as e:
         print(f"nmjax: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only or vanished folder: no traceback
+        print(f"nmjax: error: {e}; files are written whole or not at all, so finished work "
+              "is kept: fix the cause and run the same command to resume", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("nmjax: interrupted; finished work is kept, run the same command to resume",
               file=sys.stderr)

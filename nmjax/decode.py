@@ -37,7 +37,7 @@ import numpy as np
 from . import baselines, decoupling, distribute, motifs, sampling
 from .errors import NmjaxError
 from .scoring import PRECISIONS
-from .fileio import atomic_path, write_text
+from .fileio import atomic_path, check_output_dir, write_text
 from .meme import Motif, write_meme
 
 METHODS = ("neuronmotif", "kelley", "alipanahi", "saliency")
@@ -372,7 +372,9 @@ def settings_diff(old_parameters: dict, old_seed: int, config: DecodeConfig, see
 
 
 def check_same_run(out: Path, seed: int, config: DecodeConfig) -> None:
-    """Refuse to resume into a directory decoded with another seed or other parameters."""
+    """Refuse an output folder that is a file, or one decoded with another seed or other
+    parameters (resuming there would mix two runs)."""
+    check_output_dir(out)
     path = out / "run.json"
     if not path.exists():
         return

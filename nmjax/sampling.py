@@ -50,7 +50,7 @@ def unpack_bases(packed: np.ndarray, length: int) -> np.ndarray:
     """Inverse of `pack_bases`."""
     shifts = np.array([0, 2, 4, 6], np.uint8)
     out = (packed[..., None] >> shifts) & 3
-    return out.reshape(len(packed), -1)[:, :length].astype(np.uint8)
+    return out.reshape(len(packed), packed.shape[1] * 4)[:, :length].astype(np.uint8)
 
 
 def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:

@@ -1,7 +1,10 @@
 """End-to-end decoding of the hand-built network: planted motifs, shifts, determinism, resume."""
+import errno
 import filecmp
 import importlib
 import json
+import os
+from pathlib import Path
 
 import h5py
 import jax
@@ -12,7 +15,8 @@ import nmjax
 from nmjax.cli import main
 from nmjax.errors import NmjaxError
 from nmjax.decode import DecodeConfig, NeuronResult, decode, decode_neuron
-from nmjax.meme import read_meme
+from nmjax.fileio import atomic_path
+from nmjax.meme import format_meme, read_meme
 from nmjax.motifs import consensus
 from toy_network import PLANTED, best_offset, planted_consensus, toy_network
 
@@ -106,6 +110,35 @@ def test_interrupted_run_resumes_to_identical_output(net, run_a, tmp_path, monke
     calls.clear()
     decode(net, layers=[2], out=tmp_path, config=CONFIG, progress=False)
     assert calls == []                           # everything reused
+
+
+def test_full_disk_during_a_layer_write_leaves_no_partial_file_and_resumes(
+        net, run_a, tmp_path, monkeypatch, capsys):
+    out_a, _ = run_a
+    model, out = tmp_path / "toy.npz", tmp_path / "out"
+    net.save(model)
+    args = ["decode", str(model), "--layers", "1-2", "--population", "400", "--batch", "2",
+            "--max-generations", "30", "--rounds", "1", "--no-report", "--out", str(out)]
+    real = decode_module.write_meme
+
+    def disk_fills_in_layer2_motifs(path, motifs):
+        if Path(path) != out / "layer2" / "motifs.meme":
+            return real(path, motifs)
+        with atomic_path(path) as tmp:  # the disk fills after the first 100 characters
+            tmp.write_text(format_meme(motifs)[:100])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+
+    monkeypatch.setattr(decode_module, "write_meme", disk_fills_in_layer2_motifs)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "run the same command to resume" in err
+    assert "Traceback" not in err
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
+    assert (out / "layer2/ppms.meme").exists() and not (out / "layer2/motifs.meme").exists()
+    assert "2" not in json.loads((out / "run.json").read_text())["layers"]
+    monkeypatch.undo()
+    assert main(args) == 0                  # the same command resumes
+    _same_outputs(out_a, out)               # and gives what an uninterrupted run gives
 
 
 def test_decode_neuron_matches_the_layer_run(net, run_a):
