@@ -3,16 +3,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from .sampling import value_bins
+
+def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:
+    """Bin index of each f in (0, top] split into `bins` equal bins; the max lands in the top bin.
+
+    Bin i holds (top*i/bins, top*(i+1)/bins]; computed in float64 and clipped, so f == top is in
+    bin bins-1 whatever the rounding (the reference's float32 edges can leave it out).
+    """
+    idx = np.ceil(np.asarray(f, np.float64) * bins / float(top)).astype(np.int64) - 1
+    return np.clip(idx, 0, bins - 1)
 
 
-def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20) -> np.ndarray:
+EMPTY_BIN_RULES = ("nearest", "above")
+
+
+def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20, empty: str = "nearest"
+                 ) -> np.ndarray:
     """Activation-weighted PPM (N, 4) of sequences `bases` (M, N) with values f (M,) > 0.
 
     (0, A], A = max f, is split into `bins` equal bins; per bin i, PPM_i is the mean one-hot of
-    its sequences and V_i their mean f. An empty bin reuses the nearest non-empty bin's PPM
-    (the lower one on a tie) with V_i = the bin centre. PPM = sum_i V_i PPM_i / sum_i V_i,
-    renormalised per position: E[X] under p(y) proportional to y.
+    its sequences and V_i their mean f. An empty bin reuses the PPM of a non-empty bin, with
+    V_i = the bin centre: the nearest one (the lower on a tie) for empty='nearest', the nearest
+    one above for empty='above' (the authors' code; the top bin holds A, so one exists).
+    PPM = sum_i V_i PPM_i / sum_i V_i, renormalised per position: E[X] under p(y) ~ y.
     """
     f = np.asarray(f, np.float64)
     top = f.max()
@@ -26,7 +39,8 @@ def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20) -> np.ndarray
             ppms[i] = onehot[b == i].mean(0)
             values[i] = f[b == i].mean()
         else:
-            near = filled[np.argmin(np.abs(filled - i))]
+            near = (filled[np.argmin(np.abs(filled - i))] if empty == "nearest"
+                    else filled[np.searchsorted(filled, i)])
             ppms[i] = onehot[b == near].mean(0)
             values[i] = top * (i + 0.5) / bins
     ppm = np.tensordot(values, ppms, axes=1) / values.sum()
