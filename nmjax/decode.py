@@ -76,7 +76,7 @@ class DecodeConfig:
         10 (default), the authors' code stops after 11.
     rounds_ratio: the ratio the rounds rule tests per neuron: 'pooled' max conact / max act
         over its subsets, or 'per-subset' the max over subsets of conact / act (authors;
-        never lower, so it asks for fewer rounds). run.json records each round's test.
+        never lower, so it never asks for more rounds). run.json records each round's test.
     ratio_tie_margin: a rounds decision that would change if every ratio moved by up to this
         much is a tie, decided as passing (the fewer rounds), so float rounding of ratios near
         the threshold cannot flip it (`nmjax.decoupling.rounds_test`). 1e-5 is 100 times the

@@ -23,8 +23,8 @@ import numpy as np
 
 from . import distribute
 from .motifs import value_bins
-from .seeding import Seeding, no_seeding, seed_sequence
 from .scoring import layer_precision, make_score_fn, make_value_fn
+from .seeding import Seeding, no_seeding, seed_sequence
 
 if TYPE_CHECKING:  # DecodeConfig lives in decode.py, which imports this module
     from .decode import DecodeConfig
