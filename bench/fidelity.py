@@ -14,8 +14,10 @@ matrices, `nmjax.simulate.planted_motifs`) that some decoded motif matches at q 
 decoupling rounds chosen and the rounds rule's test of each round, the layer-(l-1) motifs placed
 per initial GA sequence (`nmjax.sampling.motifs_placed`: exactly the GA's first population),
 GA generations, samples kept, grammar lines, and the seconds of the decode and the analysis.
-Writes fidelity[_TAG].md and .json to --out; the decode folders go to --work/<variant>
-(resumable: a rerun reuses what is there, and says so, as its times then do not count).
+Writes fidelity[_TAG].md and .json to --out; the decode folders go to
+--work/<TAG or untagged>/<variant> (give each model its own --tag: decode resumes a folder
+without checking which model wrote it). A rerun reuses what is there and says so, as its
+times then do not count.
 """
 from __future__ import annotations
 
@@ -114,7 +116,7 @@ def layer_record(net, layer: int, info: dict, config: DecodeConfig, work: Path, 
 
 
 def run_variant(net, model: str, name: str, config: DecodeConfig, args, planted) -> dict:
-    work = args.work / name
+    work = args.work / (args.tag or "untagged") / name  # a tag per model: decode resumes
     t0 = time.perf_counter()
     decode(net, layers=args.layers, neurons=args.neurons, seed=args.seed, config=config,
            out=work, model=model)
