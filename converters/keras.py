@@ -28,7 +28,7 @@ import numpy as np
 
 from nmjax.errors import ModelError, NmjaxError
 from nmjax.fileio import atomic_path
-from nmjax.network import Network
+from nmjax.network import Network, check_finite
 
 from .keras_arch import KerasLayer, build_network, layer_chain, weight_roles
 
@@ -70,6 +70,7 @@ class _LegacyWeights:
                 raise ModelError(f"{self.where}: weight {layer.name}/{name} is listed but missing "
                                  "(truncated or corrupt file?)")
             out[role] = np.asarray(g[name])
+            check_finite(out[role], f"{layer.name}/{name}", self.where)
         return out
 
     def unused(self) -> list[str]:
@@ -101,7 +102,11 @@ class _Keras3Weights:
         if len(vars_) != len(roles):
             raise ModelError(f"{self.where}: layer {layer.name!r} has {len(vars_)} stored "
                              f"variables, the architecture needs {len(roles)} ({', '.join(roles)})")
-        return {role: np.asarray(vars_[str(i)]) for i, role in enumerate(roles)}
+        out = {}
+        for i, role in enumerate(roles):
+            out[role] = np.asarray(vars_[str(i)])
+            check_finite(out[role], f"{layer.name}/{role} (vars/{i})", self.where)
+        return out
 
     def unused(self) -> list[str]:
         return sorted(key for key, v in self.groups.items() if key not in self.used and len(v))

@@ -81,19 +81,28 @@ def cmd_decode(args) -> int:
     import dataclasses
 
     import nmjax
-    from .decode import DecodeConfig, decode
+    from .decode import AUTHORS_READING, DecodeConfig, decode
     from .distribute import Shard, decode_shard, parse_size
 
     rounds = int(args.rounds) if args.rounds.isdigit() else args.rounds  # DecodeConfig checks it
+    readings = AUTHORS_READING if args.authors_reading else {}
     overrides = {k: v for k, v in (("population", args.population),
                                    ("max_generations", args.max_generations),
                                    ("neuron_batch", args.batch),
                                    ("memory_budget", None if args.memory_budget is None
-                                    else parse_size(args.memory_budget))) if v is not None}
+                                    else parse_size(args.memory_budget)),
+                                   ("seeding", args.seeding), ("patience", args.patience),
+                                   ("rounds_ratio", args.rounds_ratio),
+                                   ("ratio_tie_margin", args.ratio_tie_margin),
+                                   ("empty_bin", args.empty_bin),
+                                   ("keep_initial_population",
+                                    args.keep_initial_population or None),
+                                   ("cap_enumerated", False if args.no_enumeration_cap else None))
+                 if v is not None}
     config = dataclasses.replace(DecodeConfig(method=args.method, mutation=args.mutation,
                                               rounds=rounds, precision=args.precision,
                                               segment_rule=args.segment_rule),
-                                 **overrides)
+                                 **{**readings, **overrides})
     layers = parse_range(args.layers, "--layers") if args.layers else None
     neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
     shard = Shard.parse(args.shard) if args.shard else None
@@ -358,6 +367,33 @@ def _validation_commands(sub) -> None:
     p.set_defaults(func=cmd_space)
 
 
+def _reading_args(p: argparse.ArgumentParser) -> None:
+    """Where the authors' code reads the method differently (see nmjax.DecodeConfig)."""
+    g = p.add_argument_group("method readings", "the paper's reading by default; the authors' "
+                             "code's with these (bench/fidelity.py measures each)")
+    g.add_argument("--authors-reading", action="store_true",
+                   help="every rule below as the authors' code has it; a choice flag given "
+                        "with it sets that rule")
+    g.add_argument("--seeding", default=None, choices=("window", "authors"),
+                   help="lower-layer motifs in the GA's first population: whole free windows "
+                        "(default) or the authors' (IC > 1 cores protected, every subset, "
+                        "c in 20 equal-mass bins)")
+    g.add_argument("--keep-initial-population", action="store_true",
+                   help="the first population joins the sample set (authors)")
+    g.add_argument("--no-enumeration-cap", action="store_true",
+                   help="keep every enumerated window with f > 0 (authors; default: cap)")
+    g.add_argument("--patience", type=int, default=None,
+                   help="GA stop: generations without a better mean (paper 10, authors 11)")
+    g.add_argument("--rounds-ratio", default=None, choices=("pooled", "per-subset"),
+                   help="rounds rule ratio: max conact / max act (default) or the max over "
+                        "subsets of conact / act (authors)")
+    g.add_argument("--ratio-tie-margin", type=float, default=None,
+                   help="rounds decisions within this ratio margin pass (default: 1e-5)")
+    g.add_argument("--empty-bin", default=None, choices=("nearest", "above"),
+                   help="an empty PPM bin reuses the nearest bin (default) or the one above "
+                        "(authors)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .motifs import DEFAULT_SEGMENT_RULE, SEGMENT_RULES
 
@@ -410,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=None,
                    help="neurons per call of a layer's compiled GA program (default: 1 per device; "
                         "raise it on a GPU)")
+    _reading_args(p)
     p.add_argument("--out", default="nmjax-decode", help="output folder (default: nmjax-decode)")
     p.add_argument("--no-report", action="store_true",
                    help="skip matching, grammar, diagnostics and the HTML report")
@@ -471,6 +508,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except NmjaxError as e:
         print(f"nmjax: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only or vanished folder: no traceback
+        print(f"nmjax: error: {e}; files are written whole or not at all, so finished work "
+              "is kept: fix the cause and run the same command to resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nmjax: interrupted; finished work is kept, run the same command to resume",

@@ -13,7 +13,8 @@ Output directory (per layer L):
     layer{L}/samples/neuron{N}.h5   sampled sequences (bases 0..3 = ACGT), f, generations
     layer{L}/parts/neuron{N}.r{R}.npz  decoupled subsets of one neuron after R rounds
     layer{L}/ppms.meme, motifs.meme, neurons.tsv   assembled once the layer is complete
-    run.json                        parameters, seed, versions, timings per layer
+    run.json                        parameters, seed, versions; per layer timings, the rounds
+                                    chosen and the rounds rule's test of each round tried
 
 ppms.meme holds every subset's PPM over the whole receptive field (Laplace-smoothed, M = 80;
 nsites = n), named L{L}_N{neuron}_S{subset}; motifs.meme the IC segments of those smoothed
@@ -37,10 +38,12 @@ import numpy as np
 from . import baselines, decoupling, distribute, motifs, sampling
 from .errors import NmjaxError
 from .scoring import PRECISIONS
-from .fileio import atomic_path, write_text
+from .fileio import atomic_path, check_output_dir, write_text
 from .meme import Motif, write_meme
+from .seeding import SEEDING_RULES, seeding_for
 
 METHODS = ("neuronmotif", "kelley", "alipanahi", "saliency")
+RATIO_RULES = ("pooled", "per-subset")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +64,27 @@ class DecodeConfig:
         sample is re-scored in float32 (`sampling.rescore`), so outputs carry float32 values.
     segment_rule: how motifs.meme cuts the PPMs into segments and the grammar's dictionary
         reads them (`nmjax.motifs.SEGMENT_RULES`: 'reference', the authors' code, or 'paper').
+
+    Where the authors' code reads the method differently, the option below holds both readings
+    (`AUTHORS_READING` sets all of theirs; bench/fidelity.py measures each):
+    seeding: 'window' (a lower-layer motif is written only where its whole window is free, so
+        kernel-3 pool-2 nets get one per sequence) or 'authors' (only the IC > 1 core of a
+        placed motif is protected, every subset of the drawn neuron is written, c is flattened
+        into 20 equal-mass bins): `nmjax.seeding`.
+    keep_initial_population: the (seeded) initial population joins the sample set (authors).
+    cap_enumerated: cap enumerated samples (receptive field < enumerate_below) at max_samples
+        like GA ones; False keeps every window with f > 0 (authors).
+    patience: the GA stops after this many generations without a better mean f; the paper says
+        10 (default), the authors' code stops after 11.
+    rounds_ratio: the ratio the rounds rule tests per neuron: 'pooled' max conact / max act
+        over its subsets, or 'per-subset' the max over subsets of conact / act (authors;
+        never lower, so it never asks for more rounds). run.json records each round's test.
+    ratio_tie_margin: a rounds decision that would change if every ratio moved by up to this
+        much is a tie, decided as passing (the fewer rounds), so float rounding of ratios near
+        the threshold cannot flip it (`nmjax.decoupling.rounds_test`). 1e-5 is 100 times the
+        float32 rounding of a ratio and moves t by under 0.01 for 30 neurons of sd 0.05.
+    empty_bin: an empty PPM value bin reuses the 'nearest' non-empty bin (the lower on a tie)
+        or the one 'above' it (authors): `nmjax.motifs.weighted_ppm`.
     """
 
     method: str = "neuronmotif"
@@ -82,6 +106,12 @@ class DecodeConfig:
     max_rounds: int = 3
     ratio_threshold: float = 0.95
     ratio_p_value: float = 0.1
+    rounds_ratio: str = "pooled"
+    ratio_tie_margin: float = 1e-5
+    seeding: str = "window"
+    keep_initial_population: bool = False
+    cap_enumerated: bool = True
+    empty_bin: str = "nearest"
     min_split: int = 50
     kmeans_restarts: int = 4
     kmeans_tol: float = 1e-4
@@ -91,24 +121,35 @@ class DecodeConfig:
     segment_rule: str = motifs.DEFAULT_SEGMENT_RULE
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise NmjaxError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
-        if self.mutation not in sampling.MUTATION_RULES:
-            raise NmjaxError(f"unknown mutation rule {self.mutation!r}; choose from "
-                             f"{', '.join(sampling.MUTATION_RULES)}")
+        for name, choices in (("method", METHODS), ("mutation", sampling.MUTATION_RULES),
+                              ("precision", ("auto",) + PRECISIONS), ("seeding", SEEDING_RULES),
+                              ("rounds_ratio", RATIO_RULES),
+                              ("empty_bin", motifs.EMPTY_BIN_RULES)):
+            if getattr(self, name) not in choices:
+                raise NmjaxError(f"unknown {name} {getattr(self, name)!r}; choose from "
+                                 f"{', '.join(choices)}")
         if not (self.rounds == "auto" or (isinstance(self.rounds, int) and self.rounds >= 1)):
             raise NmjaxError(f"rounds must be 'auto' or a positive integer, not {self.rounds!r}")
-        if self.precision not in ("auto",) + PRECISIONS:
-            raise NmjaxError(f"unknown precision {self.precision!r}; choose from auto, "
-                             f"{', '.join(PRECISIONS)}")
-        if self.neuron_batch < 1:
-            raise NmjaxError(f"neuron_batch must be at least 1, not {self.neuron_batch}")
+        for name in ("neuron_batch", "patience", "max_rounds"):
+            if getattr(self, name) < 1:
+                raise NmjaxError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.memory_budget is not None and self.memory_budget < 1:
             raise NmjaxError(f"memory_budget must be a positive number of bytes, not "
                              f"{self.memory_budget}")
         motifs.segment_rule(self.segment_rule)   # a clear error for an unknown rule
         if self.population is not None and self.population < 10:
             raise NmjaxError(f"population {self.population} is too small (at least 10)")
+        if not 0 <= self.ratio_tie_margin < 1:
+            raise NmjaxError(f"ratio_tie_margin must be in [0, 1), not {self.ratio_tie_margin}")
+        for name in ("keep_initial_population", "cap_enumerated", "seed_from_previous"):
+            if not isinstance(getattr(self, name), bool):
+                raise NmjaxError(f"{name} must be True or False, not {getattr(self, name)!r}")
+
+
+# the authors' reading of every rule where it differs from the paper's (DecodeConfig docstring)
+AUTHORS_READING = {"seeding": "authors", "keep_initial_population": True,
+                   "cap_enumerated": False, "patience": 11, "rounds_ratio": "per-subset",
+                   "empty_bin": "above"}
 
 
 @functools.partial(jax.tree_util.register_dataclass,
@@ -177,7 +218,8 @@ def summarise(net, layer: int, neuron: int, bases: np.ndarray, f: np.ndarray,
     if config.method == "neuronmotif":
         subsets = decoupling.decouple(net, layer, bases, f, jax.random.fold_in(key, 1), rounds,
                                       config)
-        ppms = np.stack([motifs.weighted_ppm(bases[s], f[s], config.ppm_bins) for s in subsets])
+        ppms = np.stack([motifs.weighted_ppm(bases[s], f[s], config.ppm_bins, config.empty_bin)
+                         for s in subsets])
         n = np.array([len(s) for s in subsets])
         act = np.array([f[s].max() for s in subsets], np.float64)
     else:
@@ -189,51 +231,28 @@ def summarise(net, layer: int, neuron: int, bases: np.ndarray, f: np.ndarray,
                         cons, layer, neuron, generations, rounds)
 
 
-def seeding_for(net, layer: int, neurons: list[int], below: LayerResult | None
-                ) -> sampling.Seeding | None:
-    """Seeding of layer `layer` from the decoded motifs of layer-1 (None: random start)."""
-    if layer == 1 or below is None:
-        return None
-    prev = net.channels(layer - 1)
-    results = [below.neurons.get(j) for j in range(prev)]
-    width = net.receptive_field(layer - 1)
-    s_max = max([len(r.n) for r in results if r is not None] + [1])
-    consensus = np.zeros((prev, s_max, width), np.int8)
-    n_subsets = np.zeros(prev, np.int32)
-    strength = np.zeros(prev)
-    for j, r in enumerate(results):
-        if r is not None and not r.dead:
-            consensus[j, :len(r.n)] = r.consensus
-            n_subsets[j] = len(r.n)
-            strength[j] = max(0.0, float(np.sum(r.act)))
-    kernel = np.asarray(net.params[f"conv{layer}"]["kernel"])  # (k, C_{l-1}, C_l)
-    c = np.maximum(0.0, kernel[:, :, neurons] * strength[None, :, None])
-    c = c.reshape(-1, len(neurons)).T
-    total = c.sum(1, keepdims=True)
-    c = np.where(total > 0, c / np.where(total > 0, total, 1.0), 0.0)
-    return sampling.Seeding(c, consensus, n_subsets, net.pools[layer - 2],
-                            net.shift_multiplicity(layer - 1))
-
-
 def sample_batch(net, layer: int, neurons: list[int], keys: list[jax.Array],
                  config: DecodeConfig, below: LayerResult | None):
     """Samples of a batch of neurons (one call of the layer's program): [(bases, f)], [generations]."""
     if net.receptive_field(layer) < config.enumerate_below:
         return sampling.enumerate_layer(net, layer, neurons, keys, config), [0] * len(neurons)
-    seeding = seeding_for(net, layer, neurons, below) if config.seed_from_previous else None
+    seeding = (seeding_for(net, layer, neurons, below, config.seeding)
+               if config.seed_from_previous else None)
     return sampling.run_ga(net, layer, neurons, keys, config, seeding)
 
 
 def summarise_rounds(net, layer: int, samples: dict[int, tuple], keys: dict[int, jax.Array],
                      config: DecodeConfig, parts: Path | None = None, progress: bool = False
-                     ) -> tuple[dict[int, NeuronResult], int]:
+                     ) -> tuple[dict[int, NeuronResult], int, list[dict]]:
     """Decouple every neuron's samples (bases, f, generations) with 1, 2, ... rounds until the
     t-test rule holds (rounds='auto'), or with the fixed rounds; per-neuron results are read
-    from / written to `parts` when given. Returns (results, rounds)."""
+    from / written to `parts` when given. Returns (results, rounds, the rule's test of each
+    round tried: `decoupling.rounds_test` with its rounds; empty where the rule does not run)."""
     from tqdm import tqdm
 
     auto = config.rounds == "auto" and config.method == "neuronmotif"
     rounds = 1 if auto or config.method != "neuronmotif" else config.rounds
+    tests: list[dict] = []
     while True:
         results = {}
         for n in tqdm(samples, desc=f"layer {layer} decoupling (rounds {rounds})",
@@ -246,9 +265,12 @@ def summarise_rounds(net, layer: int, samples: dict[int, tuple], keys: dict[int,
             results[n] = summarise(net, layer, n, bases, f, keys[n], rounds, generations, config)
             if part is not None:
                 _write_part(part, results[n])
-        if (not auto or rounds >= config.max_rounds or max(net.pools[:layer - 1], default=1) == 1
-                or decoupling.rounds_sufficient(_ratios(list(results.values())), config)):
-            return results, rounds
+        if not auto or max(net.pools[:layer - 1], default=1) == 1:
+            return results, rounds, tests
+        ratios = neuron_ratios(list(results.values()), config.rounds_ratio)
+        tests.append({"rounds": rounds, **decoupling.rounds_test(ratios, config)})
+        if tests[-1]["passed"] or rounds >= config.max_rounds:
+            return results, rounds, tests
         rounds += 1
 
 
@@ -266,14 +288,17 @@ def decode_neuron(net, layer: int, neuron: int, key: jax.Array | int = 0,
         raise NmjaxError(f"neuron {neuron} does not exist: layer {layer} has neurons "
                          f"0..{net.channels(layer) - 1}")
     [(bases, f)], [generations] = sample_batch(net, layer, [neuron], [key], config, below)
-    results, _ = summarise_rounds(net, layer, {neuron: (bases, f, generations)}, {neuron: key},
-                                  config)
+    results, _, _ = summarise_rounds(net, layer, {neuron: (bases, f, generations)},
+                                     {neuron: key}, config)
     return results[neuron]
 
 
-def _ratios(results: list[NeuronResult]) -> np.ndarray:
-    """Per live neuron: max conact / max act over its subsets."""
-    return np.array([r.conact.max() / r.act.max() for r in results if not r.dead])
+def neuron_ratios(results: list[NeuronResult], rule: str = "pooled") -> np.ndarray:
+    """What the rounds rule tests, per live neuron: max conact / max act over its subsets
+    ('pooled') or the max over its subsets of conact / act ('per-subset', the authors')."""
+    if rule == "pooled":
+        return np.array([r.conact.max() / r.act.max() for r in results if not r.dead])
+    return np.array([np.max(r.conact / r.act) for r in results if not r.dead])
 
 
 # -- files ------------------------------------------------------------------------------
@@ -360,20 +385,24 @@ def _update_run_json(out: Path, seed: int, config: DecodeConfig, model: str,
 # settings that may change between runs into one directory: the rounds choice (per-neuron
 # results are stored per number of rounds) and the batching (results do not depend on it)
 FREE_SETTINGS = frozenset({"rounds", "max_rounds", "ratio_threshold", "ratio_p_value",
-                           "neuron_batch", "memory_budget"})
+                           "rounds_ratio", "ratio_tie_margin", "neuron_batch", "memory_budget"})
 
 
 def settings_diff(old_parameters: dict, old_seed: int, config: DecodeConfig, seed: int) -> dict:
-    """{setting: (old, now)} for every setting and the seed that differ, free ones excepted."""
+    """{setting: (old, now)} for every setting and the seed that differ, free ones excepted.
+    A setting the old run did not record (it predates it) had its default value."""
+    old = {**dataclasses.asdict(DecodeConfig()), **old_parameters}
     now = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_SETTINGS}
-    diff = {k: (old_parameters.get(k), v) for k, v in now.items() if old_parameters.get(k) != v}
+    diff = {k: (old[k], v) for k, v in now.items() if old[k] != v}
     if old_seed != seed:
         diff["seed"] = (old_seed, seed)
     return diff
 
 
 def check_same_run(out: Path, seed: int, config: DecodeConfig) -> None:
-    """Refuse to resume into a directory decoded with another seed or other parameters."""
+    """Refuse an output folder that is a file, or one decoded with another seed or other
+    parameters (resuming there would mix two runs)."""
+    check_output_dir(out)
     path = out / "run.json"
     if not path.exists():
         return
@@ -475,9 +504,10 @@ def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: 
     neurons = sorted(samples)
     d = out / f"layer{layer}" if out is not None else None
     t0 = time.perf_counter()
-    results, rounds = summarise_rounds(net, layer, samples,
-                                       {n: neuron_key(seed, layer, n) for n in neurons}, config,
-                                       d / "parts" if d is not None else None, progress)
+    results, rounds, tests = summarise_rounds(net, layer, samples,
+                                              {n: neuron_key(seed, layer, n) for n in neurons},
+                                              config, d / "parts" if d is not None else None,
+                                              progress)
     t_decouple = time.perf_counter() - t0
     gens = [samples[n][2] for n in neurons]
     kept = [len(samples[n][1]) for n in neurons]
@@ -490,6 +520,7 @@ def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: 
                          "max": int(max(kept))},
         "dead_neurons": int(sum(r.dead for r in results.values())),
         "subsets": int(sum(len(r.n) for r in results.values())),
+        "rounds_tests": tests,
         "seconds_sampling_per_neuron": timings["sampling_seconds"]
         / max(timings["neurons_sampled_this_run"], 1),
         "seconds_decoupling_per_neuron": t_decouple / len(neurons)})

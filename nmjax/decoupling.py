@@ -251,19 +251,41 @@ def decouple(net: "Network", layer: int, bases: np.ndarray, f: np.ndarray, key: 
     return subsets
 
 
-def rounds_sufficient(ratios: np.ndarray, config: "DecodeConfig") -> bool:
-    """The t-test rule: are the per-neuron max conact / max act ratios above the threshold?
+def _rule_holds(ratios: np.ndarray, config: "DecodeConfig") -> tuple[bool, float | None,
+                                                                      float | None]:
+    """(holds, t, p): with at least 10 ratios a one-sample t-test against ratio_threshold, t > 0
+    and p < ratio_p_value; with fewer (or identical ratios, t undefined) mean > threshold."""
+    if len(ratios) >= 10:
+        from scipy.stats import ttest_1samp
 
-    With at least 10 neurons: one-sample t-test against `ratio_threshold`, t > 0 and p < p_value;
-    with fewer, mean > threshold.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            res = ttest_1samp(ratios, config.ratio_threshold)
+        t, p = float(res.statistic), float(res.pvalue)
+        if np.isfinite(t):
+            return bool(t > 0 and p < config.ratio_p_value), t, p
+    return bool(ratios.mean() > config.ratio_threshold), None, None
+
+
+def rounds_test(ratios: np.ndarray, config: "DecodeConfig") -> dict:
+    """The rounds rule on a layer's per-neuron ratios (`decode.neuron_ratios`): do they sit
+    above ratio_threshold (`_rule_holds`)?
+
+    The rule is monotone in the ratios, so it is also tried with every ratio moved down and
+    up by ratio_tie_margin: where the two differ the layer is a tie and passes (the fewer
+    rounds), so float rounding near the threshold cannot flip the decision. Returns what
+    run.json records: neurons, ratio (min, mean, max), test ('t-test' or 'mean'), t and p of
+    the ratios as they are (None for the mean test), passed, tie.
     """
     ratios = np.asarray(ratios, np.float64)
     ratios = ratios[np.isfinite(ratios)]
     if len(ratios) == 0:
-        return True
-    if len(ratios) < 10:
-        return bool(ratios.mean() > config.ratio_threshold)
-    from scipy.stats import ttest_1samp
-
-    res = ttest_1samp(ratios, config.ratio_threshold)
-    return bool(res.statistic > 0 and res.pvalue < config.ratio_p_value)
+        return {"neurons": 0, "ratio": None, "test": "none", "t": None, "p": None,
+                "passed": True, "tie": False}
+    _, t, p = _rule_holds(ratios, config)
+    lower = _rule_holds(ratios - config.ratio_tie_margin, config)[0]
+    upper = _rule_holds(ratios + config.ratio_tie_margin, config)[0]
+    return {"neurons": len(ratios),
+            "ratio": {"min": float(ratios.min()), "mean": float(ratios.mean()),
+                      "max": float(ratios.max())},
+            "test": "mean" if t is None else "t-test", "t": t, "p": p,
+            "passed": upper, "tie": upper != lower}

@@ -124,10 +124,8 @@ def ga_temp_bytes(net, layer: int, config, batch: int) -> int:
     from . import sampling
 
     settings = sampling.ga_settings(net, layer, config)
-    init = sampling._ga_init(settings, 0, 0, 0)
-    pop = jax.eval_shape(init, jax.random.split(jax.random.key(0), batch),
-                         np.zeros((batch, 1), np.float32), np.zeros((1, 1, 1), np.int8),
-                         np.zeros(1, np.int32))
+    pop, _ = jax.eval_shape(lambda keys: sampling.initial_population(settings, list(keys)),
+                            jax.random.split(jax.random.key(0), batch))
     neurons = jax.ShapeDtypeStruct((batch,), np.int32)
     compiled = sampling._ga_step(net, layer, settings).lower(net.params, pop, neurons).compile()
     return int(compiled.memory_analysis().temp_size_in_bytes)

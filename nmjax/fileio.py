@@ -1,10 +1,12 @@
-"""Atomic file writes: a reader never sees a half-written file."""
+"""Atomic file writes (a reader never sees a half-written file) and the output-folder check."""
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import NmjaxError
 
 
 _UMASK = os.umask(0)
@@ -32,3 +34,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def check_output_dir(path: str | os.PathLike) -> None:
+    """Refuse an output folder that is an existing file or lies under one, before any work."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise NmjaxError(f"output folder {path}: {p} is an existing file, not a "
+                                 "folder; choose another --out folder")
+            return

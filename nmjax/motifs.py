@@ -16,13 +16,18 @@ def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:
     return np.clip(idx, 0, bins - 1)
 
 
-def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20) -> np.ndarray:
+EMPTY_BIN_RULES = ("nearest", "above")
+
+
+def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20, empty: str = "nearest"
+                 ) -> np.ndarray:
     """Activation-weighted PPM (N, 4) of sequences `bases` (M, N) with values f (M,) > 0.
 
     (0, A], A = max f, is split into `bins` equal bins; per bin i, PPM_i is the mean one-hot of
-    its sequences and V_i their mean f. An empty bin reuses the nearest non-empty bin's PPM
-    (the lower one on a tie) with V_i = the bin centre. PPM = sum_i V_i PPM_i / sum_i V_i,
-    renormalised per position: E[X] under p(y) proportional to y.
+    its sequences and V_i their mean f. An empty bin reuses the PPM of a non-empty bin, with
+    V_i = the bin centre: the nearest one (the lower on a tie) for empty='nearest', the nearest
+    one above for empty='above' (the authors' code; the top bin holds A, so one exists).
+    PPM = sum_i V_i PPM_i / sum_i V_i, renormalised per position: E[X] under p(y) ~ y.
     """
     f = np.asarray(f, np.float64)
     top = f.max()
@@ -36,7 +41,8 @@ def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20) -> np.ndarray
             ppms[i] = onehot[b == i].mean(0)
             values[i] = f[b == i].mean()
         else:
-            near = filled[np.argmin(np.abs(filled - i))]
+            near = (filled[np.argmin(np.abs(filled - i))] if empty == "nearest"
+                    else filled[np.searchsorted(filled, i)])
             ppms[i] = onehot[b == near].mean(0)
             values[i] = top * (i + 0.5) / bins
     ppm = np.tensordot(values, ppms, axes=1) / values.sum()

@@ -375,3 +375,22 @@ def check_params(config: NetworkConfig, params: dict, where: str) -> None:
     extra = sorted("/".join(k) for k in have if k not in want)
     if extra:
         raise ModelError(f"{where}: weights {extra} do not belong to the architecture")
+    for key in want:
+        check_finite(have[key], "/".join(key), where)
+
+
+def check_finite(value, name: str, where: str) -> None:
+    """Raise a ModelError naming a weight that holds NaN or Inf: every f it feeds is NaN, so
+    no neuron above it could be decoded (a diverged training run or a damaged file)."""
+    value = np.asarray(value)
+    if value.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(value)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        counts = " and ".join(f"{n} {kind}" for n, kind in ((np.isnan(value).sum(), "NaN"),
+                                                            (np.isinf(value).sum(), "infinite"))
+                              if n)
+        raise ModelError(f"{where}: weight {name} holds {counts} value(s) (first at index "
+                         f"{first}); nmjax cannot decode a model with non-finite weights: "
+                         "re-export the model from a checkpoint whose training had not diverged")

@@ -6,7 +6,8 @@ Two paths, both giving a deduplicated, capped `SampleSet` of (sequence, f) with 
   (`ga_generation`) over a `Population` pytree with an explicit PRNG key, vmapped over a batch of
   neurons of a layer, so one compiled program serves the whole layer. Sample collection uses a
   fixed-size device buffer per generation (the evaluated population and its f); deduplication
-  and the 20-bin stratified cap run on the host with numpy on packed bases.
+  and the 20-bin stratified cap run on the host with numpy on packed bases. The initial
+  population of layer l > 1 is seeded with layer l-1's motifs (`nmjax.seeding`).
 
 Sequences are stored as base indices (A=0, C=1, G=2, T=3), uint8 on the host.
 """
@@ -23,6 +24,7 @@ import numpy as np
 from . import distribute
 from .motifs import value_bins
 from .scoring import layer_precision, make_score_fn, make_value_fn
+from .seeding import Seeding, no_seeding, seed_sequence
 
 if TYPE_CHECKING:  # DecodeConfig lives in decode.py, which imports this module
     from .decode import DecodeConfig
@@ -51,7 +53,7 @@ def unpack_bases(packed: np.ndarray, length: int) -> np.ndarray:
     """Inverse of `pack_bases`."""
     shifts = np.array([0, 2, 4, 6], np.uint8)
     out = (packed[..., None] >> shifts) & 3
-    return out.reshape(len(packed), -1)[:, :length].astype(np.uint8)
+    return out.reshape(len(packed), packed.shape[1] * 4)[:, :length].astype(np.uint8)
 
 
 @dataclasses.dataclass
@@ -97,11 +99,13 @@ class SampleSet:
         return unpack_bases(self.packed, self.length)
 
 
-def finish_samples(samples: SampleSet, config: "DecodeConfig", rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Deduplicate and cap; return (bases (M, N) uint8, f (M,) float32) sorted by f descending."""
+def finish_samples(samples: SampleSet, config: "DecodeConfig", rng: np.random.Generator,
+                   cap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Deduplicate and (if `cap`) cap; return (bases (M, N) uint8, f (M,) float32) sorted by f
+    descending."""
     samples.deduplicate()
-    samples.cap(config.max_samples, config.sample_bins, config.per_bin, rng)
+    if cap:
+        samples.cap(config.max_samples, config.sample_bins, config.per_bin, rng)
     order = np.argsort(-samples.f, kind="stable")
     return samples.bases()[order], samples.f[order]
 
@@ -115,7 +119,8 @@ def neuron_rng(key: jax.Array) -> np.random.Generator:
 def enumerate_layer(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
                     config: "DecodeConfig", batch: int = 1 << 15
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """All 4^N windows of a short receptive field; per neuron the (bases, f) with f > 0, capped."""
+    """All 4^N windows of a short receptive field; per neuron the (bases, f) with f > 0, capped
+    unless `config.cap_enumerated` is False (the authors keep every one)."""
     n = net.receptive_field(layer)
     total = 4 ** n
     sets = [SampleSet.empty(n) for _ in neurons]
@@ -129,7 +134,8 @@ def enumerate_layer(net: "Network", layer: int, neurons: list[int], keys: list[j
         valid = slice(0, min(batch, total - start))
         for k, s in enumerate(sets):
             s.add(bases[valid], f[valid, k])
-    return [finish_samples(s, config, neuron_rng(k)) for s, k in zip(sets, keys)]
+    return [finish_samples(s, config, neuron_rng(k), config.cap_enumerated)
+            for s, k in zip(sets, keys)]
 
 
 # -- the genetic algorithm ----------------------------------------------------------------
@@ -261,45 +267,6 @@ def ga_generation(score, value, settings: GASettings, params, pop: Population,
     return out, Generation(bases=new, f=f, active=~keep, mean_f=mean_f)
 
 
-@dataclasses.dataclass(frozen=True)
-class Seeding:
-    """Motifs of layer l-1 to seed layer l (method-notes §1, initialisation), per neuron batch.
-
-    contribution: (B, k_l * C_{l-1}) normalised c_ij (a zero row means no seeding);
-    consensus: (C_{l-1}, S_max, N_{l-1}) int8 consensus bases of each neuron's subsets;
-    n_subsets: (C_{l-1},) int32 (0 for dead or undecoded neurons).
-    """
-
-    contribution: np.ndarray
-    consensus: np.ndarray
-    n_subsets: np.ndarray
-    prev_pool: int
-    prev_shifts: int
-
-
-def _seed_one(key, bases, contribution, consensus, n_subsets, draws, prev_pool, prev_shifts):
-    """Write up to `draws` layer-(l-1) consensus motifs into one random sequence, no overlaps."""
-    n = bases.shape[0]
-    width = consensus.shape[2]
-    channels = consensus.shape[0]
-    occupied = jnp.zeros(n, bool)
-    pos = jnp.arange(n)
-    use = contribution.sum() > 0
-    log_c = jnp.log(jnp.where(use, contribution, 1.0))
-    for k in jax.random.split(key, draws):
-        k_pair, k_shift, k_sub = jax.random.split(k, 3)
-        pair = jax.random.categorical(k_pair, log_c)
-        i, j = pair // channels, pair % channels
-        offset = (i * prev_pool + jax.random.randint(k_shift, (), 0, prev_pool)) * prev_shifts
-        sub = jax.random.randint(k_sub, (), 0, jnp.maximum(n_subsets[j], 1))
-        placed = jax.lax.dynamic_update_slice(jnp.zeros(n, jnp.int8), consensus[j, sub], (offset,))
-        region = (pos >= offset) & (pos < offset + width)
-        write = region & ~jnp.any(region & occupied) & use & (n_subsets[j] > 0)
-        bases = jnp.where(write, placed, bases)
-        occupied = occupied | write
-    return bases
-
-
 @functools.lru_cache(maxsize=16)
 def _ga_step(net: "Network", layer: int, settings: GASettings):
     """The jitted, neuron-vmapped generation program of one layer (cached per net)."""
@@ -310,22 +277,49 @@ def _ga_step(net: "Network", layer: int, settings: GASettings):
 
 
 @functools.lru_cache(maxsize=16)
-def _ga_init(settings: GASettings, draws: int, prev_pool: int, prev_shifts: int):
-    """The jitted, neuron-vmapped initial population (seeded when draws > 0)."""
+def _ga_init(settings: GASettings, placement: tuple | None):
+    """The jitted, neuron-vmapped initial population and the motifs written into each of its
+    sequences (seeded by `seeding.seed_sequence` with `placement` unless it is None)."""
 
-    def init_one(key, contribution, consensus, n_subsets):
+    def init_one(key, contribution, shared):
         k_bases, k_seed, k_run = jax.random.split(key, 3)
         bases = jax.random.randint(k_bases, (settings.population, settings.length), 0, 4
                                    ).astype(jnp.int8)
-        if draws:
+        placed = jnp.zeros(settings.population, jnp.int32)
+        if placement is not None:
             seed_keys = jax.random.split(k_seed, settings.population)
-            bases = jax.vmap(_seed_one, in_axes=(0, 0, None, None, None, None, None, None))(
-                seed_keys, bases, contribution, consensus, n_subsets, draws, prev_pool,
-                prev_shifts)
+            bases, placed = jax.vmap(functools.partial(seed_sequence, placement),
+                                     in_axes=(0, 0, None, None))(seed_keys, bases, contribution,
+                                                                 shared)
         return Population(bases=bases, key=k_run, best_mean=jnp.float32(-jnp.inf),
-                          stall=jnp.int32(0), generation=jnp.int32(0), done=jnp.bool_(False))
+                          stall=jnp.int32(0), generation=jnp.int32(0),
+                          done=jnp.bool_(False)), placed
 
-    return jax.jit(jax.vmap(init_one, in_axes=(0, 0, None, None)))
+    return jax.jit(jax.vmap(init_one, in_axes=(0, 0, None)))
+
+
+def initial_population(settings: GASettings, keys: list[jax.Array],
+                       seeding: Seeding | None = None) -> tuple[Population, jax.Array]:
+    """The GA's first population of a batch of neurons (one key each), seeded when `seeding`
+    is given, and the number of motifs written into each sequence (B, P)."""
+    init = _ga_init(settings, None if seeding is None else seeding.placement)
+    arrays = no_seeding(len(keys)) if seeding is None else seeding.device_arrays()
+    return init(jnp.stack(keys), *arrays)
+
+
+def motifs_placed(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
+                  config: "DecodeConfig", seeding: Seeding | None) -> np.ndarray:
+    """(B, P) layer-(l-1) motifs written into each initial sequence of each neuron's GA: what
+    `run_ga` starts from with these keys, config and seeding (zeros when unseeded)."""
+    return np.asarray(initial_population(ga_settings(net, layer, config), keys, seeding)[1])
+
+
+@functools.lru_cache(maxsize=16)
+def _population_values(net: "Network", layer: int, settings: GASettings):
+    """The jitted, neuron-vmapped f of a population of base indices (P, N)."""
+    value = make_value_fn(net, layer, precision=settings.precision)
+    return jax.jit(jax.vmap(lambda params, bases, neuron: value(
+        params, jax.nn.one_hot(bases, 4, dtype=jnp.float32), neuron), in_axes=(None, 0, 0)))
 
 
 def ga_settings(net: "Network", layer: int, config: "DecodeConfig") -> GASettings:
@@ -347,16 +341,7 @@ def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array]
     """
     settings = ga_settings(net, layer, config)
     step = _ga_step(net, layer, settings)
-    b = len(neurons)
-    if seeding is not None:
-        init = _ga_init(settings, seeding.prev_pool, seeding.prev_pool, seeding.prev_shifts)
-        contribution, consensus, n_subsets = (seeding.contribution, seeding.consensus,
-                                              seeding.n_subsets)
-    else:
-        init = _ga_init(settings, 0, 0, 0)
-        contribution, consensus, n_subsets = np.zeros((b, 1)), np.zeros((1, 1, 1)), np.zeros(1)
-    pop = init(jnp.stack(keys), jnp.asarray(contribution, jnp.float32),
-               jnp.asarray(consensus, jnp.int8), jnp.asarray(n_subsets, jnp.int32))
+    pop, _ = initial_population(settings, keys, seeding)
     neuron_ids = jnp.asarray(neurons, jnp.int32)
     pop, neuron_ids = distribute.shard_neurons((pop, neuron_ids))  # neuron axis over devices
     sets = [SampleSet.empty(settings.length) for _ in neurons]
@@ -370,6 +355,9 @@ def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array]
                 sets[k].deduplicate()
                 sets[k].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[k])
 
+    if config.keep_initial_population:  # the authors' reading: it joins the sample set
+        f0 = _population_values(net, layer, settings)(net.params, pop.bases, neuron_ids)
+        collect(0, Generation(pop.bases, f0, jnp.ones(len(neurons), bool), f0.mean(1)))
     pending = None
     for gen in range(1, config.max_generations + 1):
         pop, out = step(net.params, pop, neuron_ids)  # dispatched: runs while the host

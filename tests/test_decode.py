@@ -1,7 +1,12 @@
 """End-to-end decoding of the hand-built network: planted motifs, shifts, determinism, resume."""
+import dataclasses
+import errno
 import filecmp
 import importlib
 import json
+import os
+import shutil
+from pathlib import Path
 
 import h5py
 import jax
@@ -11,8 +16,10 @@ import pytest
 import nmjax
 from nmjax.cli import main
 from nmjax.errors import NmjaxError
-from nmjax.decode import DecodeConfig, NeuronResult, decode, decode_neuron
-from nmjax.meme import read_meme
+from nmjax.decode import (AUTHORS_READING, DecodeConfig, NeuronResult, decode, decode_neuron,
+                          neuron_ratios, settings_diff)
+from nmjax.fileio import atomic_path
+from nmjax.meme import format_meme, read_meme
 from nmjax.motifs import consensus
 from toy_network import PLANTED, best_offset, planted_consensus, toy_network
 
@@ -108,6 +115,35 @@ def test_interrupted_run_resumes_to_identical_output(net, run_a, tmp_path, monke
     assert calls == []                           # everything reused
 
 
+def test_full_disk_during_a_layer_write_leaves_no_partial_file_and_resumes(
+        net, run_a, tmp_path, monkeypatch, capsys):
+    out_a, _ = run_a
+    model, out = tmp_path / "toy.npz", tmp_path / "out"
+    net.save(model)
+    args = ["decode", str(model), "--layers", "1-2", "--population", "400", "--batch", "2",
+            "--max-generations", "30", "--rounds", "1", "--no-report", "--out", str(out)]
+    real = decode_module.write_meme
+
+    def disk_fills_in_layer2_motifs(path, motifs):
+        if Path(path) != out / "layer2" / "motifs.meme":
+            return real(path, motifs)
+        with atomic_path(path) as tmp:  # the disk fills after the first 100 characters
+            tmp.write_text(format_meme(motifs)[:100])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+
+    monkeypatch.setattr(decode_module, "write_meme", disk_fills_in_layer2_motifs)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "run the same command to resume" in err
+    assert "Traceback" not in err
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
+    assert (out / "layer2/ppms.meme").exists() and not (out / "layer2/motifs.meme").exists()
+    assert "2" not in json.loads((out / "run.json").read_text())["layers"]
+    monkeypatch.undo()
+    assert main(args) == 0                  # the same command resumes
+    _same_outputs(out_a, out)               # and gives what an uninterrupted run gives
+
+
 def test_decode_neuron_matches_the_layer_run(net, run_a):
     _, results = run_a
     r = decode_neuron(net, 1, 2, key=0, config=CONFIG)
@@ -140,3 +176,44 @@ def test_cli_baseline_method_and_errors(net, tmp_path, capsys):
     with pytest.raises(NmjaxError, match="unknown precision 'fp16'"):
         DecodeConfig(precision="fp16")
     assert not (tmp_path / "bad").exists()
+
+
+def test_run_json_records_the_rounds_rule_of_each_round(net, run_a, tmp_path):
+    out = tmp_path / "auto"
+    shutil.copytree(run_a[0], out)  # rounds may change in a run's folder: samples are reused
+    config = dataclasses.replace(CONFIG, rounds="auto")
+    result = decode(net, layers=[2], out=out, config=config, progress=False)[2]
+    tests = json.loads((out / "run.json").read_text())["layers"]["2"]["rounds_tests"]
+    assert [t["rounds"] for t in tests] == list(range(1, result.rounds + 1))
+    assert all(not t["passed"] for t in tests[:-1])
+    assert tests[-1]["passed"] or result.rounds == config.max_rounds
+    last = tests[-1]
+    assert last["neurons"] == 2 and last["test"] == "mean" and last["t"] is None
+    ratios = neuron_ratios(list(result.neurons.values()))
+    assert last["ratio"]["mean"] == pytest.approx(ratios.mean(), rel=1e-12)
+    assert last["passed"] == (ratios.mean() + config.ratio_tie_margin > config.ratio_threshold)
+
+
+def test_cli_method_readings_are_run_parameters(net, tmp_path, capsys):
+    model, out = tmp_path / "toy.npz", tmp_path / "out"
+    net.save(model)
+    args = ["decode", str(model), "--layers", "1", "--neurons", "0", "--no-report",
+            "--out", str(out)]
+    assert main(args + ["--authors-reading", "--seeding", "window", "--ratio-tie-margin",
+                        "0"]) == 0
+    parameters = json.loads((out / "run.json").read_text())["parameters"]
+    assert {k: parameters[k] for k in AUTHORS_READING} == {**AUTHORS_READING,
+                                                          "seeding": "window"}
+    assert parameters["ratio_tie_margin"] == 0.0
+    assert main(args) == 2  # resuming with the paper's readings is refused
+    err = capsys.readouterr().err
+    assert "other settings" in err and "'patience': (11, 10)" in err
+    assert main(args + ["--patience", "0"]) == 2
+    assert "patience must be at least 1" in capsys.readouterr().err
+
+
+def test_a_run_recorded_before_an_option_existed_resumes_with_its_default():
+    old = {k: v for k, v in dataclasses.asdict(CONFIG).items() if k not in AUTHORS_READING}
+    assert settings_diff(old, 0, CONFIG, 0) == {}
+    assert settings_diff(old, 0, dataclasses.replace(CONFIG, empty_bin="above"), 0) == \
+        {"empty_bin": ("nearest", "above")}

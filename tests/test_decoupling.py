@@ -3,10 +3,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.stats import t as t_dist
 from sklearn.cluster import KMeans
 
-from nmjax.decode import DecodeConfig
-from nmjax.decoupling import decouple, rounds_sufficient, weighted_kmeans
+from nmjax.decode import DecodeConfig, NeuronResult, neuron_ratios
+from nmjax.errors import NmjaxError
+from nmjax.decoupling import decouple, rounds_test, weighted_kmeans
 from nmjax.motifdb import jaspar_motif
 from nmjax.motifs import weighted_ppm
 from toy_network import PLANTED, best_offset, toy_network
@@ -71,11 +73,47 @@ def test_small_sets_are_not_split():
 
 def test_rounds_rule():
     cfg = DecodeConfig()
-    assert rounds_sufficient(np.full(5, 0.99), cfg)
-    assert not rounds_sufficient(np.full(5, 0.90), cfg)
+    passed = lambda ratios: rounds_test(ratios, cfg)["passed"]
+    assert passed(np.full(5, 0.99))
+    assert not passed(np.full(5, 0.90))
     rng = np.random.default_rng(0)
-    assert rounds_sufficient(0.99 + 0.01 * rng.normal(size=30), cfg)
-    assert not rounds_sufficient(0.95 + 0.05 * rng.normal(size=30), cfg)
+    assert passed(0.99 + 0.01 * rng.normal(size=30))
+    assert not passed(0.95 + 0.05 * rng.normal(size=30))
+    record = rounds_test(0.99 + 0.01 * rng.normal(size=30), cfg)
+    assert record["test"] == "t-test" and record["t"] > 0 and record["p"] < 0.1
+    assert record["neurons"] == 30 and record["ratio"]["min"] <= record["ratio"]["mean"]
+    assert rounds_test(np.full(5, 0.99), cfg)["t"] is None  # under 10 neurons: the mean
+
+
+def test_rounds_rule_tie_margin_makes_the_boundary_deterministic():
+    """Ratios whose t-test sits at p = ratio_p_value: a float-rounding nudge either way flips
+    the bare rule, not the rule with its tie margin, which passes both and says it was a tie."""
+    n = 30
+    spread = np.random.default_rng(1).normal(size=n)
+    spread = (spread - spread.mean()) / spread.std(ddof=1) * 0.02
+    at_p = 0.95 + t_dist.ppf(1 - 0.1 / 2, n - 1) * 0.02 / np.sqrt(n)  # mean where p = 0.1
+    bare = DecodeConfig(ratio_tie_margin=0.0)
+    nudges = (-1e-7, 1e-7)
+    assert [rounds_test(at_p + spread + e, bare)["passed"] for e in nudges] == [False, True]
+    for e in nudges:
+        record = rounds_test(at_p + spread + e, DecodeConfig())
+        assert record["passed"] and record["tie"]
+        assert record["p"] == pytest.approx(0.1, abs=1e-4)
+    clear = rounds_test(at_p + spread - 0.01, DecodeConfig())
+    assert not clear["passed"] and not clear["tie"]  # farther than the margin: no tie
+
+
+def test_the_rounds_ratio_rules():
+    live = NeuronResult(np.zeros((2, 3, 4)), np.array([60, 60]), np.array([1.0, 0.5]),
+                        np.array([0.9, 0.5]), np.zeros((2, 3), np.uint8), 2, 0, 5, 1)
+    dead = NeuronResult(np.zeros((0, 3, 4)), np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
+                        np.zeros((0, 3), np.uint8), 2, 1, 5, 1)
+    np.testing.assert_allclose(neuron_ratios([live, dead], "pooled"), [0.9])
+    np.testing.assert_allclose(neuron_ratios([live, dead], "per-subset"), [1.0])  # 0.5 / 0.5
+    with pytest.raises(NmjaxError, match="unknown rounds_ratio 'max'"):
+        DecodeConfig(rounds_ratio="max")
+    with pytest.raises(NmjaxError, match="ratio_tie_margin"):
+        DecodeConfig(ratio_tie_margin=-1.0)
 
 
 def test_first_conv_isometry_preserves_feature_distances_and_clusters():

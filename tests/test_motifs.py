@@ -28,6 +28,19 @@ def test_weighted_ppm_empty_bin_reuses_nearest_lower_bin_at_bin_centre():
     np.testing.assert_allclose(weighted_ppm(bases, f, bins=4), want, atol=1e-12)
 
 
+def test_weighted_ppm_empty_bin_reuses_the_bin_above_under_the_authors_rule():
+    bases = np.array([[0, 1], [0, 2], [3, 2], [1, 1]], np.uint8)
+    f = np.array([1.0, 2.0, 6.0, 0.5])
+    # bins of width 1 over (0, 6]: {AC, CC} V=0.75, {AG} V=2, three empty bins, {TG} V=6;
+    # 'above' gives the empty bins 2-4 TG's PPM, 'nearest' gives bins 2-3 AG's and bin 4 TG's
+    centres = (2.5, 3.5, 4.5)
+    filled = [(0.75, (E[[0, 1]] + E[[1, 1]]) / 2), (2.0, E[[0, 2]]), (6.0, E[[3, 2]])]
+    for rule, reused in (("above", [E[[3, 2]]] * 3), ("nearest", [E[[0, 2]]] * 2 + [E[[3, 2]]])):
+        parts = filled + list(zip(centres, reused))
+        want = sum(v * p for v, p in parts) / sum(v for v, _ in parts)
+        np.testing.assert_allclose(weighted_ppm(bases, f, bins=6, empty=rule), want, atol=1e-12)
+
+
 def test_max_lands_in_top_bin_for_float32_values():
     rng = np.random.default_rng(0)
     for _ in range(200):

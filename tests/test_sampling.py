@@ -8,6 +8,7 @@ import pytest
 from nmjax import sampling
 from nmjax.decode import DecodeConfig, neuron_key
 from nmjax.motifs import consensus_string, consensus, weighted_ppm
+from nmjax.network import ConvSpec, Network, NetworkConfig
 from toy_network import PLANTED, best_offset, toy_network
 
 CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2)
@@ -104,9 +105,10 @@ def test_ga_is_deterministic_and_keys_are_per_neuron(net):
     keys = [neuron_key(3, 1, n) for n in (0, 1, 2, 3)]
     a, _ = sampling.run_ga(net, 1, [0, 1, 2, 3], keys, GA_CONFIG)
     b, _ = sampling.run_ga(net, 1, [0, 1, 2, 3], keys, GA_CONFIG)
-    init = sampling._ga_init(sampling.ga_settings(net, 1, GA_CONFIG), 0, 0, 0)
-    start = init(jnp.stack([neuron_key(3, 1, 0), neuron_key(4, 1, 0)]), jnp.zeros((2, 1)),
-                 jnp.zeros((1, 1, 1), jnp.int8), jnp.zeros(1, jnp.int32)).bases
+    start, placed = sampling.initial_population(sampling.ga_settings(net, 1, GA_CONFIG),
+                                                [neuron_key(3, 1, 0), neuron_key(4, 1, 0)])
+    start = start.bases
+    assert not np.asarray(placed).any()  # unseeded
     assert not np.array_equal(start[0], start[1])
     for (ab, af), (bb, bf) in zip(a, b):
         assert np.array_equal(ab, bb) and np.array_equal(af, bf)
@@ -115,9 +117,7 @@ def test_ga_is_deterministic_and_keys_are_per_neuron(net):
 def test_ga_generation_keeps_population_and_elites(net):
     settings = sampling.ga_settings(net, 2, CONFIG)   # the program test_decode uses too
     step = sampling._ga_step(net, 2, settings)
-    pop = sampling._ga_init(settings, 0, 0, 0)(
-        jnp.stack([neuron_key(0, 2, n) for n in range(2)]), jnp.zeros((2, 1)),
-        jnp.zeros((1, 1, 1), jnp.int8), jnp.zeros(1, jnp.int32))
+    pop, _ = sampling.initial_population(settings, [neuron_key(0, 2, n) for n in range(2)])
     for _ in range(3):
         pop, out = step(net.params, pop, jnp.arange(2))
     assert pop.bases.shape == (2, 400, settings.length)
@@ -138,3 +138,33 @@ def test_bf16_ga_records_float32_values_of_its_samples(net):
     assert len(f) > 100 and np.all(f > 0) and np.all(np.diff(f) <= 0)
     exact = np.asarray(net.neuron_values(jnp.eye(4)[bases], 2, 1)).ravel()
     np.testing.assert_allclose(f, exact, rtol=1e-5, atol=1e-6)
+
+
+def _one_layer_net(width: int, kernel: np.ndarray, bias: float) -> Network:
+    config = NetworkConfig(convs=(ConvSpec(width, 1, 4, "relu", pool=1),), source="test")
+    return Network(config, {"conv1": {"kernel": kernel.astype(np.float32).reshape(width, 4, 1),
+                                      "bias": np.array([bias], np.float32)}})
+
+
+def test_enumeration_keeps_every_window_without_the_cap():
+    """A 6 bp filter with f > 0 on about half of the 4,096 windows: capped at 200 by default,
+    all of them kept with cap_enumerated=False (the authors' reading)."""
+    kernel = np.random.default_rng(0).normal(size=(6, 4))
+    net = _one_layer_net(6, kernel, 0.0)
+    windows = np.stack(np.meshgrid(*[np.arange(4)] * 6, indexing="ij"), -1).reshape(-1, 6)
+    positive = int(np.sum(kernel[np.arange(6), windows].sum(1) > 0))
+    assert positive > 1000
+    small = dataclasses.replace(CONFIG, max_samples=200, per_bin=10)
+    for cap, want in ((True, None), (False, positive)):
+        [(bases, f)] = sampling.enumerate_layer(net, 1, [0], [neuron_key(0, 1, 0)],
+                                                dataclasses.replace(small, cap_enumerated=cap))
+        assert len(f) <= 200 if cap else len(f) == want
+
+
+@pytest.mark.parametrize("patience", [10, 11], ids=["paper", "authors"])
+def test_ga_stops_after_patience_generations_without_a_better_mean(patience):
+    """f is the same for every sequence, so only generation 1 improves the mean."""
+    net = _one_layer_net(12, np.zeros((12, 4)), 1.0)
+    config = dataclasses.replace(GA_CONFIG, population=50, patience=patience)
+    _, [generations] = sampling.run_ga(net, 1, [0], [neuron_key(0, 1, 0)], config)
+    assert generations == 1 + patience
