@@ -6,11 +6,13 @@ an NFI with an NFI, checked against the planted CTCF-6N-CEBPB and NFIX-[10-20N]-
 
 - hit: some line reads CTCF-6N-CEBPB (either orientation) / NFIX-[a-bN]-NFIX, 8 <= a <= b <= 22;
 - wrong: a line pairing CTCF with CEBPB at another gap, or NFI with NFI outside 8..22;
-- front page: report/index.html's headline names both.
+- front page: report/index.html's headline names both;
+- for every such line, the gap at which that neuron itself responds most to the planted
+  matrices (spacing scan): whether a line at another gap is what the neuron encodes.
 Paralog names (CEBPE for CEBPB, NFIC for NFIX) are counted separately ("family").
 
     python bench/grammar_recovery.py [--model M] [--seeds 0,1,2] [--out-root DIR] [--reuse]
-        [--rule reference|paper] [--name example]
+        [--rule reference|paper] [--name example] [--decode-args '--neurons 0-31']
 
 Writes bench/results/grammar_recovery[_NAME].md and .json. --reuse skips the decode of a seed
 whose DIR holds a finished report (the grammar stage is rerun on it with --rule when given).
@@ -26,6 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
 
 from nmjax.fileio import write_text  # noqa: E402
 
@@ -71,6 +75,36 @@ def classify(text: str) -> list[dict]:
     return out
 
 
+PLANTED = {"CTCF-CEBP": ("MA0139.2", "MA0466.4"), "NFI-NFI": ("MA1528.2", "MA1528.2")}
+
+
+def spacing_checks(model: str | None, rows: list[dict]) -> None:
+    """Per pair of a line, the gap at which the neuron itself responds most to the planted
+    matrices (`nmjax.spacing.spacing_scan`, uniform background, best of the 8 arrangements):
+    does the line state what the neuron encodes, whatever the planted rule?"""
+    import nmjax
+    from nmjax.motifdb import jaspar_motif
+    from nmjax.spacing import spacing_scan
+
+    net = nmjax.load(model)
+    for row in rows:
+        for pair in row["pairs"]:
+            a, b = (jaspar_motif(m) for m in PLANTED[pair["kind"]])
+            room = net.receptive_field(row["layer"]) - len(a.ppm) - len(b.ppm)
+            result = spacing_scan(net, a, b, row["layer"], gaps=range(0, room + 1),
+                                  neurons=[row["neuron"]])
+            best = [x for x in result.summary() if x["background"] == "uniform"][0]
+            b = list(result.backgrounds).index("uniform")
+            curve = result.mean[b, list(result.arrangements).index(best["arrangement"]), :, 0]
+            gaps = np.array(list(result.gaps))
+            inside = (gaps >= pair["gap"][0]) & (gaps <= pair["gap"][1])
+            pair["network_peak_gap"] = best["peak_gap"]
+            pair["peak_in_line"] = pair["gap"][0] - 1 <= best["peak_gap"] <= pair["gap"][1] + 1
+            pair["response_in_line"] = float(curve[inside].max()) if inside.any() else None
+            pair["response_peak"] = best["peak"]
+            pair["response_median"] = float(np.median(curve))
+
+
 def read_lines(out: Path) -> list[dict]:
     rows = []
     for tsv in sorted(out.glob("layer*/grammar.tsv"), key=lambda p: int(p.parent.name[5:])):
@@ -100,11 +134,12 @@ def verdict(rows: list[dict], index_html: str) -> dict:
     }
 
 
-def run_seed(model: str | None, seed: int, out: Path, reuse: bool, rule: str | None) -> dict:
+def run_seed(model: str | None, seed: int, out: Path, reuse: bool, rule: str | None,
+             extra: list[str]) -> dict:
     t0 = time.perf_counter()
     if not (reuse and (out / "report" / "index.html").is_file()):
         cmd = [sys.executable, "-m", "nmjax", "decode"] + ([model] if model else []) + [
-            "--seed", str(seed), "--out", str(out)]
+            "--seed", str(seed), "--out", str(out)] + extra
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         decoded = True
     else:
@@ -118,7 +153,9 @@ def run_seed(model: str | None, seed: int, out: Path, reuse: bool, rule: str | N
     run = json.loads((out / "run.json").read_text())
     analysis = json.loads((out / "analysis.json").read_text())
     rows = read_lines(out)
+    spacing_checks(model, rows)
     return {"seed": seed, "dir": str(out), "decoded_now": decoded, "wall_seconds": wall,
+            "decode_args": " ".join(extra),
             "rounds": {l: v["rounds"] for l, v in run["layers"].items()},
             "grammar_seconds": analysis["seconds"].get("grammar"),
             "rule": json.loads((out / "layer1" / "grammar.json").read_text())["segment_rule"],
@@ -141,12 +178,17 @@ def markdown(name: str, model: str | None, results: list[dict]) -> str:
                    + (f"{r['wall_seconds'] / 60:.1f} min |" if r["decoded_now"] else "reused |"))
     for r in results:
         out += ["", f"## seed {r['seed']}: lines pairing CTCF with CEBP or NFI with NFI", "",
-                "| layer | neuron | line | inside gaps / containing | share | verdict |",
-                "|---|---|---|---|---|---|"]
+                "| layer | neuron | line | inside gaps / containing | share | verdict | "
+                "neuron's own peak gap (spacing scan) |", "|---|---|---|---|---|---|---|"]
         for row in r["lines"]:
             ok = all(p["ok"] for p in row["pairs"])
+            peaks = ", ".join(
+                f"{p['network_peak_gap']} ({'in' if p['peak_in_line'] else 'not in'} the line's "
+                f"range +-1; f at the line's gaps {p['response_in_line']:.2f}, at the peak "
+                f"{p['response_peak']:.2f}, median over gaps {p['response_median']:.2f})"
+                for p in row["pairs"])
             out.append(f"| {row['layer']} | {row['neuron']} | `{row['line']}` | {row['support']} | "
-                       f"{row['share']} | {'planted gap' if ok else 'other gap'} |")
+                       f"{row['share']} | {'planted gap' if ok else 'other gap'} | {peaks} |")
     return "\n".join(out) + "\n"
 
 
@@ -158,11 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="example")
     p.add_argument("--reuse", action="store_true")
     p.add_argument("--rule", default=None, choices=("reference", "paper"))
+    p.add_argument("--decode-args", default="",
+                   help="more `nmjax decode` arguments, e.g. '--neurons 0-31'")
     args = p.parse_args(argv)
     results = []
     for seed in (int(s) for s in args.seeds.split(",")):
         out = Path(args.out_root) / f"{args.name}-seed{seed}"
-        results.append(run_seed(args.model, seed, out, args.reuse, args.rule))
+        results.append(run_seed(args.model, seed, out, args.reuse, args.rule,
+                                args.decode_args.split()))
         print(f"seed {seed}: {results[-1]['verdict']}", flush=True)
     suffix = "" if args.name == "example" and not args.rule else f"_{args.name}" + (
         f"_{args.rule}" if args.rule else "")

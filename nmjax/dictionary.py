@@ -19,7 +19,7 @@ strand, cut differently by the segmentation. The dictionary has one entry per ha
    several clusters, or named by two paralog matrices, is one entry; entries whose best matrix
    is the same are merged. An entry's PPM is the mean of its sites weighted by each subset's
    n x act; its name is the TF of its best database matrix (q < name_q), the paralog matrices
-   within `tie_factor` of that p are kept as ties (shown in the report, never in a grammar
+   with -log10 p at least `tie_log_fraction` (0.9) of its own are kept as ties (shown in the report, never in a grammar
    line), and an entry with no match is named `novel:` + its consensus. An entry seen in fewer
    than `min_subsets` PPMs or in PPMs of less than `min_share` of the neuron's weight, or a
    novel one of less than `min_novel_bits` of information, is noise and dropped.
@@ -30,11 +30,12 @@ strand, cut differently by the segmentation. The dictionary has one entry per ha
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from .frames import DecodedPPM, Placement, alignment, frame_columns, inverse, weighted_frame
 from .matching import TomtomParams, TomtomResult, tomtom
 from .meme import Motif
 from .motifs import SegmentRule, consensus_string, information_content, segment_ppm, unsmooth
@@ -47,10 +48,11 @@ class DictionaryParams:
     cluster_q: float = 0.01          # segments / units of one motif (the authors' 0.01)
     min_overlap: float = 0.5         # of the shorter motif, to be one motif
     name_q: float = 0.01             # a database name (method-notes §4: discovered at 0.01)
-    tie_factor: float = 2.0          # paralog matrices within this factor of the best p
+    tie_log_fraction: float = 0.9    # paralogs whose -log10 p is >= this share of the best's
     max_names: int = 3
     max_spacer: int = 5              # half-sites at most this far apart may be one motif
     min_part: int = 6                # columns of a matrix on its side of a composite cut
+    cut_step: int = 2                # bp between the cuts tried
     max_part_overlap: float = 0.3    # of the shorter matrix, between two parts
     context_flank: int = 10          # bp each side of a cluster's context
     name_margin: int = 2             # bp each side of an entry's span when it is named
@@ -58,43 +60,7 @@ class DictionaryParams:
     min_share: float = 0.05          # or in PPMs of less than this share of the weight,
     min_novel_bits: float = 6.0      # or, unnamed, with less information than this
     palindrome_distance: float = 0.15
-
-
-@dataclass(frozen=True)
-class DecodedPPM:
-    """One decoupled PPM of a neuron (smoothed as in ppms.meme) with its subset's n and act."""
-
-    subset: int
-    ppm: np.ndarray
-    n: int
-    act: float
-    pseudocount: float = 80.0
-
-    @property
-    def weight(self) -> float:
-        """The subset's share in every weighted mean: n x act (the paper's E[E[X|Y]])."""
-        return float(self.n) * max(float(self.act), 0.0)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a motif frame lies in a decoupled PPM: frame column k is PPM column shift + k, or,
-    on the reverse strand, shift - 1 - k read complemented."""
-
-    subset: int
-    shift: int
-    reverse: bool
-
-    def span(self, lo: int, hi: int) -> tuple[int, int]:
-        """PPM columns [start, end) of frame columns [lo, hi)."""
-        return ((self.shift - hi, self.shift - lo) if self.reverse
-                else (self.shift + lo, self.shift + hi))
-
-    def through(self, shift: int, reverse: bool) -> "Placement":
-        """The placement of a frame B whose column k is this frame's column shift + k (or
-        shift - 1 - k if `reverse`)."""
-        return Placement(self.subset, self.shift - shift if self.reverse else self.shift + shift,
-                         self.reverse != reverse)
+    site_fit: float = 0.5            # a placement must read as its matrix (`site_fit`)
 
 
 @dataclass(frozen=True)
@@ -124,43 +90,6 @@ class Entry:
     ppm: np.ndarray | None = None
 
 
-def alignment(res: TomtomResult, q: int, t: int, target_length: int) -> tuple[int, bool]:
-    """(shift, reverse) of target t's frame in query q's frame from a Tomtom row: target column
-    k is query column shift + k (reverse: shift - 1 - k, complemented)."""
-    o = int(res.offset[q, t])
-    return (target_length - o, True) if res.reverse[q, t] else (-o, False)
-
-
-def inverse(shift: int, reverse: bool, length: int) -> tuple[int, bool]:
-    """The alignment of frame A in frame B from B's in A (B of `length` columns)."""
-    return (shift, True) if reverse else (-shift, False)
-
-
-def frame_columns(ppm: np.ndarray, place: Placement, lo: int, hi: int) -> np.ndarray:
-    """Columns [lo, hi) of a frame read from `ppm` through `place` (nan outside the PPM)."""
-    k = np.arange(lo, hi)
-    cols = place.shift - 1 - k if place.reverse else place.shift + k
-    out = np.full((hi - lo, 4), np.nan)
-    ok = (cols >= 0) & (cols < len(ppm))
-    rows = ppm[cols[ok]]
-    out[ok] = rows[:, ::-1] if place.reverse else rows
-    return out
-
-
-def weighted_frame(ppms: dict[int, DecodedPPM], places: Sequence[Placement], lo: int, hi: int
-                   ) -> np.ndarray:
-    """Mean of frame columns [lo, hi) over placements, weighted by n x act (uniform where no
-    placement reaches)."""
-    total, weight = np.zeros((hi - lo, 4)), np.zeros(hi - lo)
-    for place in places:
-        cols = frame_columns(ppms[place.subset].ppm, place, lo, hi)
-        w = max(ppms[place.subset].weight, 1e-12)
-        ok = ~np.isnan(cols[:, 0])
-        total[ok] += w * cols[ok]
-        weight[ok] += w
-    return np.where(weight[:, None] > 0, total / np.maximum(weight, 1e-300)[:, None], 0.25)
-
-
 def palindromic(ppm: np.ndarray, params: DictionaryParams) -> bool:
     """A matrix that reads the same on both strands (mean total-variation distance between its
     columns and its reverse complement's below palindrome_distance), e.g. CEBPB's ATTGCGCAAT."""
@@ -169,12 +98,14 @@ def palindromic(ppm: np.ndarray, params: DictionaryParams) -> bool:
 
 
 def tied_names(candidates: Sequence[tuple[float, str]], params: DictionaryParams) -> list[str]:
-    """TF names of the (p-value, name) candidates whose p is within tie_factor of the first
-    candidate's (the reference; the best when sorted), distinct (case-insensitive), at most
-    max_names, the reference first and then by p."""
+    """TF names of the (p-value, name) candidates whose -log10 p is at least tie_log_fraction
+    of the first candidate's (the reference; the best when sorted), distinct
+    (case-insensitive), at most max_names, the reference first and then by p. A ratio of p
+    would not do: a 50/50 mix of the CEBPB and CEBPE matrices gives them p = 3.5e-18 and
+    2.8e-17."""
     chosen = {candidates[0][1].upper(): candidates[0][1]}
     for p, name in sorted(candidates[1:]):
-        if p > params.tie_factor * candidates[0][0] or len(chosen) == params.max_names:
+        if p > candidates[0][0] ** params.tie_log_fraction or len(chosen) == params.max_names:
             break
         chosen.setdefault(name.upper(), name)
     return list(chosen.values())
@@ -183,7 +114,7 @@ def tied_names(candidates: Sequence[tuple[float, str]], params: DictionaryParams
 def best_match(res: TomtomResult, q: int, db: Sequence[Motif], params: DictionaryParams,
                target: int | None = None) -> dict | None:
     """The best database matrix of query q (or the given `target`), if q < name_q, with the
-    paralog matrices whose p is within tie_factor of its p; else None."""
+    paralog matrices that tie with it (`tied_names`); else None."""
     t = int(np.argmin(res.p_value[q])) if target is None else target
     if not res.q_value[q, t] < params.name_q:
         return None
@@ -290,7 +221,7 @@ def greedy_clusters(motifs: Sequence[Motif], order: Sequence[int], db: Sequence[
             if fwd <= back:   # member as query: the representative's frame in the member's
                 shift, rev = alignment(res, j, r, lengths[r])
             else:             # representative as query: the member's frame in its frame
-                shift, rev = inverse(*alignment(res, r, j, lengths[j]), lengths[j])
+                shift, rev = inverse(*alignment(res, r, j, lengths[j]))
             members += [(i, shift, rev) for i in copies[int(j)]]
             free[j] = False
         out.append((copies[r][0], members))
@@ -326,27 +257,36 @@ class Unit:
 
 
 def cluster_units(clusters, ppms: dict[int, DecodedPPM], db: Sequence[Motif],
-                  params: DictionaryParams, tparams: TomtomParams) -> list[Unit]:
-    """The units of every cluster (module docstring, step 3); a unit occurs in a member's PPM
-    when it and the member's segment overlap over half of the shorter of the two."""
+                  params: DictionaryParams, tparams: TomtomParams
+                  ) -> tuple[list[Unit], list[Segment]]:
+    """The units of every cluster (module docstring, step 3). A database matrix occurs in a
+    member's PPM when half of it lies inside the member's segment (a segment that only touches
+    it is a neighbour's); a novel unit when it and the segment overlap over half of the
+    shorter (a half-site segment holds part of it). Returns the units and the members that
+    hold none of their cluster's units (clustered again by `neuron_dictionary`)."""
     flank = params.context_flank
     contexts = []
     for r, places, members in clusters:
         length = members[0].length
         contexts.append((weighted_frame(ppms, places, -flank, length + flank), length))
     spans = _split(contexts, db, params, tparams)
-    units = []
+    units, unexplained = [], []
     for (r, places, members), (context, _), parts in zip(clusters, contexts, spans):
+        explained = np.zeros(len(members), bool)
         for lo, hi, match in parts:
             occurs = []
-            for place, seg in zip(places, members):
+            for k, (place, seg) in enumerate(zip(places, members)):
                 a, b = place.span(lo, hi)
-                if min(b, seg.end) - max(a, seg.start) >= 0.5 * min(hi - lo, seg.length):
+                inside = min(b, seg.end) - max(a, seg.start)
+                if inside >= 0.5 * ((hi - lo) if match else min(hi - lo, seg.length)):
                     occurs.append(place.through(lo, False))
+                    explained[k] = True
             if occurs:
                 units.append(Unit(lo, hi, match, tuple(occurs),
                                   context[lo + flank:hi + flank]))
-    return units
+        unexplained += [seg for seg, ok in zip(members, explained) if not ok and seg is not
+                        members[0]]
+    return units, unexplained
 
 
 def _match_span(res: TomtomResult, q: int, start: int, db: Sequence[Motif],
@@ -387,19 +327,20 @@ def _split(contexts: Sequence[tuple[np.ndarray, int]], db: Sequence[Motif],
     while pieces:
         windows, layout = [], []
         for k, lo, hi, core_lo, core_hi, _ in pieces:
-            cuts = range(core_lo + params.min_part, core_hi - params.min_part + 1)
+            cuts = range(core_lo + params.min_part, core_hi - params.min_part + 1, params.cut_step)
             layout.append([(c, len(windows) + 2 * i) for i, c in enumerate(cuts)])
             ctx = contexts[k][0]
             for c in cuts:
                 windows += [Motif("l", ctx[lo + flank:c + flank], 1000),
                             Motif("r", ctx[c + flank:hi + flank], 1000)]
-        res = tomtom(windows, db, True, tparams) if windows else None
+        firsts, which = distinct(windows, range(len(windows)))
+        res = tomtom([windows[i] for i in firsts], db, True, tparams) if windows else None
         cut_pieces = []
         for (k, lo, hi, core_lo, core_hi, own), cuts in zip(pieces, layout):
             best = None
             for c, w in cuts:
-                left, right = _match_span(res, w, lo, db, params), _match_span(res, w + 1, c, db,
-                                                                               params)
+                left = _match_span(res, which[w], lo, db, params)
+                right = _match_span(res, which[w + 1], c, db, params)
                 if left and right and _valid_cut(c, left, right, core_lo, core_hi, own, params):
                     key = (max(left[2]["p_value"], right[2]["p_value"]), c)
                     if best is None or key < best[0]:
@@ -458,6 +399,8 @@ def build_entries(units: Sequence[Unit], ppms: dict[int, DecodedPPM], db: Sequen
         else:
             merged[key] = e
     kept = list(merged.values())
+    for e in kept:
+        _keep_fitting(e, ppms, db, params)
     _describe(kept, ppms, db, params, tparams)
     needed = min(params.min_subsets, len(ppms))
     total = sum(d.weight for d in ppms.values()) or 1.0
@@ -469,6 +412,31 @@ def build_entries(units: Sequence[Unit], ppms: dict[int, DecodedPPM], db: Sequen
     for k, e in enumerate(kept, start=1):
         e.id = f"D{k}"
     return kept
+
+
+def site_fit(window: np.ndarray, matrix: np.ndarray) -> float:
+    """How well a PPM stretch reads as a matrix: the correlation of their centred entries over
+    the columns inside the PPM (1: the same, ~0: unrelated), so informative columns count most."""
+    ok = ~np.isnan(window[:, 0])
+    a, b = window[ok] - 0.25, np.asarray(matrix)[ok] - 0.25
+    return float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
+
+
+def frame_matrix(e: Entry, ppms: dict[int, DecodedPPM], db: Sequence[Motif]) -> np.ndarray:
+    """The matrix an entry's sites are read against: its database matrix, else its mean."""
+    if e.match is not None:
+        return db[e.match["index"]].ppm
+    return weighted_frame(ppms, e.placements, 0, e.site_length)
+
+
+def _keep_fitting(e: Entry, ppms: dict[int, DecodedPPM], db: Sequence[Motif],
+                  params: DictionaryParams) -> None:
+    """Drop an entry's repeated placements and those whose PPM stretch does not read as its
+    matrix (site_fit below `site_fit`): a segment clustered by a partial overlap can place a
+    motif over its neighbour (CTCF over the CEBP beside it)."""
+    matrix = frame_matrix(e, ppms, db)
+    e.placements = [p for p in dict.fromkeys(e.placements) if site_fit(
+        frame_columns(ppms[p.subset].ppm, p, 0, e.site_length), matrix) >= params.site_fit]
 
 
 def _name_entries(groups: list[tuple[int, list[Placement]]], ppms: dict[int, DecodedPPM],
@@ -522,21 +490,24 @@ def novel_name(ppm: np.ndarray) -> str:
 
 
 # -- 5. sites -------------------------------------------------------------------------------
-def neuron_sites(entries: Sequence[Entry], ppms: dict[int, DecodedPPM]) -> dict[int, list[dict]]:
-    """Per subset, its sites in PPM order: motif id, name, start, end, strand. A site more than
-    half inside a kept site (of a better supported entry, or the same entry) is dropped."""
-    rank = {e.id: k for k, e in enumerate(entries)}
+def neuron_sites(entries: Sequence[Entry], ppms: dict[int, DecodedPPM], db: Sequence[Motif]
+                 ) -> dict[int, list[dict]]:
+    """Per subset, its sites in PPM order: motif id, name, start, end, strand, fit. A site more
+    than half inside a better fitting kept site is dropped (two names for one stretch)."""
     found: dict[int, list[dict]] = {}
     for e in entries:
+        matrix = frame_matrix(e, ppms, db)
         for p in e.placements:
             start, end = p.span(0, e.site_length)
             strand = "." if e.palindrome else "-" if p.reverse else "+"
-            found.setdefault(p.subset, []).append(
-                {"motif": e.id, "name": e.name, "start": start, "end": end, "strand": strand})
+            fit = site_fit(frame_columns(ppms[p.subset].ppm, p, 0, e.site_length), matrix)
+            found.setdefault(p.subset, []).append({"motif": e.id, "name": e.name, "start": start,
+                                                   "end": end, "strand": strand,
+                                                   "fit": round(fit, 3)})
     sites = {}
     for subset, cands in sorted(found.items()):
         kept: list[dict] = []
-        for c in sorted(cands, key=lambda c: (rank[c["motif"]], c["start"], c["end"])):
+        for c in sorted(cands, key=lambda c: (-c["fit"], c["start"], c["motif"])):
             if not any(2 * (min(k["end"], c["end"]) - max(k["start"], c["start"]))
                        > min(k["end"] - k["start"], c["end"] - c["start"]) for k in kept):
                 kept.append(c)
@@ -554,8 +525,14 @@ def neuron_dictionary(ppms: Sequence[DecodedPPM], rule: SegmentRule, db: Sequenc
     stats = {"segments": len(segments), "clusters": 0, "units": 0}
     if not segments:
         return [], {}, stats
-    clusters = segment_clusters(segments, db, params, tparams)
-    units = cluster_units(clusters, by_subset, db, params, tparams)
+    units, left = [], segments
+    for _ in range(2):   # a segment its cluster's units do not cover is clustered once more
+        clusters = segment_clusters(left, db, params, tparams)
+        found, left = cluster_units(clusters, by_subset, db, params, tparams)
+        units += found
+        stats["clusters"] += len(clusters)
+        if not left:
+            break
     entries = build_entries(units, by_subset, db, params, tparams)
-    stats.update(clusters=len(clusters), units=len(units))
-    return entries, neuron_sites(entries, by_subset), stats
+    stats["units"] = len(units)
+    return entries, neuron_sites(entries, by_subset, db), stats

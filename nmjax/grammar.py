@@ -22,7 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from .diagnose import parse_ppm_name, read_neurons
-from .dictionary import DecodedPPM, DictionaryParams, greedy_clusters, neuron_dictionary
+from .dictionary import DictionaryParams, greedy_clusters, neuron_dictionary
+from .frames import DecodedPPM
 from .fileio import write_text
 from .matching import TomtomParams, decoded_layers, read_layer_motifs
 from .meme import Motif, write_meme

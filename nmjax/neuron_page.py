@@ -12,6 +12,7 @@ from .logo import logo_svg
 from .matching import Match
 
 DISCOVERED_Q = 0.01   # "discovered" motif (method-notes §4)
+LOGOS = 48            # decoupled PPMs drawn as logos per page (the rest as a table)
 
 
 def line_summary(line: dict) -> str:
@@ -38,7 +39,7 @@ def grammar_section(g: dict) -> str:
                        f"{o['share']:.0%}", str(o["of"]), str(o["support"]), escape(gaps)))
     out += ["</table><h3>Dictionary of hard motifs</h3><table>",
             row("id", "name", "PPM (mean of its sites)", "best database match",
-                "paralog ties (p within 2x)", "subsets", "share", head=True)]
+                "paralog ties (-log10 p within 10%)", "subsets", "share", head=True)]
     for d in g["dictionary"]:
         m = d["match"]
         match = (f"{escape(m['target'])} {escape(m['target_name'])} ({m['orientation']}), "
@@ -60,23 +61,36 @@ def neuron_page(layer: int, neuron: int, ppms: list, rows: list, diag: dict, gra
             f'{diag["subsets"]} decoupled motif(s), {diag["samples"]} samples</p>']
     if grammar.get("text"):
         body.append(grammar_section(grammar))
-    body.append("<h2>Decoupled motifs (lined up by position in the receptive field, "
-                "heaviest n x act first)</h2>")
     sites = grammar.get("sites", {})
 
     def weight(m):
         r = by_subset.get(parse_ppm_name(m.name)[2])
         return -(r.n * max(r.act, 0.0)) if r else 0.0
 
-    for m in sorted(ppms, key=weight):
+    ranked = sorted(ppms, key=weight)
+    body.append("<h2>Decoupled motifs (lined up by position in the receptive field, "
+                f"heaviest n x act first{f'; logos of the first {LOGOS}' if len(ranked) > LOGOS else ''})"
+                "</h2>")
+    rest = []
+    for k, m in enumerate(ranked):
         subset = parse_ppm_name(m.name)[2]
         r = by_subset.get(subset)
-        boxes = [(s["start"], s["end"], f"{s['name']} {s['strand']}")
-                 for s in sites.get(str(subset), [])]
+        found = sites.get(str(subset), [])
+        if k >= LOGOS:
+            rest.append(row(escape(m.name), str(r.n) if r else "-", fmt(r.act) if r else "-",
+                            fmt(r.conact) if r else "-", escape(", ".join(
+                                f"{s['name']} {s['strand']} {s['start']}-{s['end']}" for s in found))
+                            or "-", f"<code>{escape(r.consensus)}</code>" if r else "-"))
+            continue
+        boxes = [(s["start"], s["end"], f"{s['name']} {s['strand']}") for s in found]
         info = (f"n = {r.n}, act {fmt(r.act)}, conact {fmt(r.conact)}, "
                 f"consensus <code>{escape(r.consensus)}</code>" if r else "")
         body.append(f'<div class="ppm"><b>{escape(m.name)}</b> {info}'
                     f"{logo_svg(m.ppm, 8, 44, boxes)}</div>")
+    if rest:
+        body.append(f"<details><summary>the other {len(rest)} decoupled motifs</summary><table>"
+                    + row("PPM", "n", "act", "conact", "sites", "consensus", head=True)
+                    + "".join(rest) + "</table></details>")
     found = [x for x in matches if x.q_value < DISCOVERED_Q]
     if found:
         body += [f"<h2>Database matches of its segmented motifs (q &lt; {DISCOVERED_Q})</h2>"

@@ -41,17 +41,21 @@ def _links(layer: int, neurons: list[int]) -> str:
 
 def headline(summary: dict) -> str:
     """One line per grammar that is some neuron's line, across layers (deepest first), ranked
-    by the neurons whose line it is: what a biologist reads first."""
+    by the neurons carrying it: what a biologist reads first."""
     found: dict[str, dict] = {}
     for layer in sorted(summary, key=int, reverse=True):
         for g in summary[layer]["grammars"]:
             if g["line"]:
-                item = found.setdefault(g["key"], {"text": g["text"], "layers": [], "n": 0})
+                item = found.setdefault(g["key"], {"text": g["text"], "layers": [], "n": 0,
+                                                   "carried": 0})
                 item["layers"].append((int(layer), g["line"]))
                 item["n"] += len(g["line"])
+                item["carried"] += len(g["carried"])
     if not found:
         return "<p>No neuron's line holds two or more motifs.</p>"
-    items = sorted(found.values(), key=lambda x: (-x["n"], x["text"]))
+    # most neurons first (holding it, then whose line it is); grammars of novel motifs last
+    items = sorted(found.values(), key=lambda x: ("novel:" in x["text"], -x["carried"], -x["n"],
+                                                  x["text"]))
     return "<ul>" + "".join(
         f'<li><b class="grammar">{escape(x["text"])}</b> (' + "; ".join(
             f"layer {l}: neuron{'s' if len(ns) > 1 else ''} {_links(l, ns)}" for l, ns in x["layers"])
@@ -89,7 +93,7 @@ def layer_summary_html(out_dir: Path, layer: int, s: dict) -> str:
         out.append(_folded(g_rows, row("grammar", "logo (most common spacing)", "line of neurons",
                                        "in &ge; 20% of the weight of neurons", head=True)))
     if m_rows:
-        out.append(_folded(m_rows, row("motif", "logo", "paralogs tied with it (p within 2x)",
+        out.append(_folded(m_rows, row("motif", "logo", "paralogs tied with it (-log10 p within 10%)",
                                        "line of neurons",
                                        "in &ge; 20% of the weight of neurons", head=True)))
     if not (g_rows or m_rows):

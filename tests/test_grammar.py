@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from fake_decode import SOFT_GAPS, planted_ppm, write_fake_decode
-from nmjax.dictionary import DecodedPPM, DictionaryParams, tied_names
+from nmjax.dictionary import DictionaryParams, tied_names
+from nmjax.frames import DecodedPPM
 from nmjax.errors import NmjaxError
 from nmjax.grammar import grammar_run, neuron_grammar
 from nmjax.motifdb import jaspar_motif, load_motif_db
