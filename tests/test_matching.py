@@ -91,7 +91,8 @@ def test_match_run_writes_and_reads_back(tmp_path, db):
                and b.q_value == pytest.approx(a.q_value, rel=1e-3) for a, b in zip(per_layer[2], back))
     for query in {m.query for m in back if m.query.startswith("L2_N0_")}:
         assert best(back, query).target_name == "CTCF" and best(back, query).q_value < 0.01
-    assert best(per_layer[1], "L1_N0_S0_0-12").target_name == "GATA1"
+    layer1_queries = {m.query for m in per_layer[1] if m.query.startswith("L1_N0_S0_")}
+    assert len(layer1_queries) == 1 and best(per_layer[1], layer1_queries.pop()).target_name == "GATA1"
     assert not any(m.query.startswith("L2_N4_") for m in back)   # no motif: nothing to match
 
 

@@ -60,8 +60,8 @@ def motif_dir(tmp_path_factory, ctcf_neuron):
     motif of another task), in the format `nmjax grammar` writes."""
     d = tmp_path_factory.mktemp("decode")
     (d / "layer3").mkdir()
-    dictionary = [{"id": f"D{k + 1}", "ppm": jaspar_motif(m).ppm.tolist(),
-                   "match": {"name": name}, "parts": []}
+    dictionary = [{"id": f"D{k + 1}", "name": name, "ppm": jaspar_motif(m).ppm.tolist(),
+                   "match": {"target": m, "target_name": name}}
                   for k, (m, name) in enumerate([(CTCF, "CTCF"), ("MA0497.2", "MEF2C")])]
     (d / "layer3" / "grammar.json").write_text(json.dumps(
         {"neurons": {str(ctcf_neuron): {"dictionary": dictionary}}}))

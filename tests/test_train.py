@@ -115,8 +115,8 @@ def test_bundled_example_reproduces_its_recorded_metrics():
     recorded = json.loads(example_metrics_path().read_text())["test"]
     test = simulate(config, "test")
     measured = task_metrics(net, test.onehot.astype(np.float32), test.labels, config.task_names)
-    for task in config.task_names:
-        assert measured[task]["auprc"] == pytest.approx(recorded[task]["auprc"], abs=1e-6)
+    for task in config.task_names:   # float32 sums differ in the 7th digit across jax/numpy builds
+        assert measured[task]["auprc"] == pytest.approx(recorded[task]["auprc"], abs=1e-5)
         assert measured[task]["auprc"] >= 0.9, (task, measured[task])
     planted = {m.name for m in read_meme(example_motifs_path())}
     assert planted == {m for t in config.tasks for m in t.motifs}
