@@ -105,8 +105,9 @@ def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Arr
             if generations[k] % config.cap_every == 0 and len(sets[i].f) > config.max_samples:
                 sets[i].deduplicate()
                 sets[i].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[i])
-            if stopped[k]:
-                yield i, _finish(net, layer, neurons[i], sets[i], rngs[i], config, settings), \
+            if stopped[k]:  # hand the samples over and drop the host accumulator
+                done, sets[i] = sets[i], None
+                yield i, _finish(net, layer, neurons[i], done, rngs[i], config, settings), \
                     int(generations[k])
 
     pending = None
