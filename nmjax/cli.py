@@ -77,12 +77,12 @@ def parse_range(text: str, what: str) -> list[int]:
     return sorted(out)
 
 
-def cmd_decode(args) -> int:
+def decode_config(args):
+    """The DecodeConfig of the decode settings on the command line (`_decode_settings_args`)."""
     import dataclasses
 
-    import nmjax
-    from .decode import AUTHORS_READING, DecodeConfig, decode
-    from .distribute import Shard, decode_shard, parse_size
+    from .decode import AUTHORS_READING, DecodeConfig
+    from .distribute import parse_size
 
     rounds = int(args.rounds) if args.rounds.isdigit() else args.rounds  # DecodeConfig checks it
     readings = AUTHORS_READING if args.authors_reading else {}
@@ -99,10 +99,18 @@ def cmd_decode(args) -> int:
                                     args.keep_initial_population or None),
                                    ("cap_enumerated", False if args.no_enumeration_cap else None))
                  if v is not None}
-    config = dataclasses.replace(DecodeConfig(method=args.method, mutation=args.mutation,
-                                              rounds=rounds, precision=args.precision,
-                                              segment_rule=args.segment_rule),
-                                 **{**readings, **overrides})
+    return dataclasses.replace(DecodeConfig(method=args.method, mutation=args.mutation,
+                                            rounds=rounds, precision=args.precision,
+                                            segment_rule=args.segment_rule),
+                               **{**readings, **overrides})
+
+
+def cmd_decode(args) -> int:
+    import nmjax
+    from .decode import decode
+    from .distribute import Shard, decode_shard
+
+    config = decode_config(args)
     layers = parse_range(args.layers, "--layers") if args.layers else None
     neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
     shard = Shard.parse(args.shard) if args.shard else None
@@ -130,6 +138,30 @@ def cmd_decode(args) -> int:
                               TomtomParams(distance=args.distance))
         print(f"report: {analysis['report']}")
     return 0
+
+
+def cmd_workflow(args) -> int:
+    import shlex
+    from pathlib import Path
+
+    import nmjax
+    from .workflow import Workflow, run_workflow, snakemake_command, write_workflow
+
+    layers = parse_range(args.layers, "--layers") if args.layers else None
+    neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
+    report_args = ["--release", args.release, "--distance", args.distance]
+    if args.motif_db:
+        report_args += ["--motif-db", str(Path(args.motif_db).resolve())]
+    spec = Workflow(args.model, args.architecture, layers and tuple(layers),
+                    neurons and tuple(neurons), args.seed, decode_config(args), args.shards,
+                    args.gpus, not args.no_report, tuple(report_args))
+    snakefile = write_workflow(nmjax.load(args.model, args.architecture), spec, args.out)
+    print(f"wrote {snakefile} and its settings {args.out}/nmjax-workflow.json")
+    if not args.run:
+        print("run it (or resume it) with: "
+              + shlex.join(snakemake_command(args.out, args.cores, args.snakemake_args)))
+        return 0
+    return run_workflow(args.out, args.cores, args.snakemake_args)
 
 
 def cmd_merge(args) -> int:
@@ -394,8 +426,44 @@ def _reading_args(p: argparse.ArgumentParser) -> None:
                         "(authors)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _decode_settings_args(p: argparse.ArgumentParser) -> None:
+    """What to decode and the decoder's settings (`decode_config`)."""
+    p.add_argument("--layers", default=None, help="conv layers, e.g. 1-3 (default: all)")
+    p.add_argument("--neurons", default=None, help="neurons of each layer, e.g. 0-15 (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", default="auto", help="decoupling rounds: auto (t-test rule) or N")
+    p.add_argument("--method", default="neuronmotif",
+                   choices=("neuronmotif", "kelley", "alipanahi", "saliency"))
+    p.add_argument("--mutation", default="reference", choices=("reference", "paper", "continuous"),
+                   help="GA mutation rule (default: reference)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="GA passes in bf16 or fp32; auto: bf16 below convs of >= 128 channels "
+                        "(kept samples are re-scored in fp32 either way)")
+    p.add_argument("--population", type=int, default=None,
+                   help="GA population (default: the paper's clip(N/20*1000, 2000, 5000))")
+    p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: 200)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="neurons per call of a layer's compiled GA program (default: 1 per device; "
+                        "raise it on a GPU)")
+    p.add_argument("--memory-budget", default=None,
+                   help="temporary GA memory per device, e.g. 8G: lowers the neuron batch of a "
+                        "layer to fit (default: no limit)")
     from .motifs import DEFAULT_SEGMENT_RULE, SEGMENT_RULES
+
+    p.add_argument("--segment-rule", default=DEFAULT_SEGMENT_RULE, choices=tuple(SEGMENT_RULES),
+                   help="how PPMs are cut into motifs for motifs.meme and the grammar "
+                        f"(default: {DEFAULT_SEGMENT_RULE}; see README, Matching and grammar)")
+    _reading_args(p)
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-report", action="store_true",
+                   help="skip matching, grammar, diagnostics and the HTML report")
+    _motif_db_args(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .motifs import SEGMENT_RULES
 
     parser = argparse.ArgumentParser(prog="nmjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -426,38 +494,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("decode", help="decode the motifs of conv neurons, layer by layer")
     _model_args(p)
-    p.add_argument("--layers", default=None, help="conv layers, e.g. 1-3 (default: all)")
-    p.add_argument("--neurons", default=None, help="neurons of each layer, e.g. 0-15 (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rounds", default="auto", help="decoupling rounds: auto (t-test rule) or N")
-    p.add_argument("--method", default="neuronmotif",
-                   choices=("neuronmotif", "kelley", "alipanahi", "saliency"))
-    p.add_argument("--mutation", default="reference", choices=("reference", "paper", "continuous"),
-                   help="GA mutation rule (default: reference)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="GA passes in bf16 or fp32; auto: bf16 below convs of >= 128 channels "
-                        "(kept samples are re-scored in fp32 either way)")
-    p.add_argument("--segment-rule", default=DEFAULT_SEGMENT_RULE, choices=tuple(SEGMENT_RULES),
-                   help="how PPMs are cut into motifs for motifs.meme and the grammar "
-                        f"(default: {DEFAULT_SEGMENT_RULE}; see README, Matching and grammar)")
-    p.add_argument("--population", type=int, default=None,
-                   help="GA population (default: the paper's clip(N/20*1000, 2000, 5000))")
-    p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: 200)")
-    p.add_argument("--batch", type=int, default=None,
-                   help="neurons per call of a layer's compiled GA program (default: 1 per device; "
-                        "raise it on a GPU)")
-    _reading_args(p)
+    _decode_settings_args(p)
     p.add_argument("--out", default="nmjax-decode", help="output folder (default: nmjax-decode)")
-    p.add_argument("--no-report", action="store_true",
-                   help="skip matching, grammar, diagnostics and the HTML report")
-    _motif_db_args(p)
-    p.add_argument("--memory-budget", default=None,
-                   help="temporary GA memory per device, e.g. 8G: lowers the neuron batch of a "
-                        "layer to fit (default: no limit)")
+    _report_args(p)
     p.add_argument("--shard", default=None,
                    help="i/n: decode only neurons with neuron %% n == i of each layer, writing "
                         "per-neuron files into --out; then `nmjax merge` (see docs/cluster.md)")
     p.set_defaults(func=cmd_decode)
+    p = sub.add_parser("workflow", help="write (and with --run, run) a Snakemake workflow of "
+                                        "a sharded decode: shards, merges, report")
+    _model_args(p)
+    _decode_settings_args(p)
+    p.add_argument("--out", required=True,
+                   help="folder of the Snakefile and of the decode's output")
+    _report_args(p)
+    p.add_argument("--shards", type=int, default=1, help="jobs per layer (default: 1)")
+    p.add_argument("--gpus", type=int, default=0,
+                   help="GPUs per shard job, Snakemake's gpu resource (default: 0)")
+    p.add_argument("--run", action="store_true",
+                   help="run the workflow with snakemake (arguments after -- go to snakemake, "
+                        "e.g. -- --executor slurm --jobs 64)")
+    p.add_argument("--cores", type=int, default=1,
+                   help="local cores for snakemake, one per job (default: 1)")
+    p.set_defaults(func=cmd_workflow, snakemake_args=[])
     p = sub.add_parser("merge", help="assemble the layer files of a --shard run once every "
                                      "shard of a layer is done")
     _dir_model_args(p, "the shared --out folder of the shards",
@@ -503,7 +562,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = []
+    if argv[:1] == ["workflow"] and "--" in argv:  # the rest goes to snakemake
+        argv, passthrough = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = build_parser().parse_args(argv)
+    if passthrough:
+        args.snakemake_args = passthrough
     try:
         return args.func(args)
     except NmjaxError as e:

@@ -4,9 +4,10 @@
     decode_layer(net, layer, ...)            neurons of one layer -> LayerResult (+ files)
     decode(net, layers=..., out=...)         several layers, each seeded by the one below
 
-Each neuron's PRNG key is fold_in(fold_in(key(seed), layer), neuron), and neurons are batched
-in fixed chunks of the layer's neuron list, so a resumed run gives the same output as an
-uninterrupted one. The batch is spread over the local devices and fitted to a memory budget,
+Each neuron's PRNG key is fold_in(fold_in(key(seed), layer), neuron), and a neuron's samples do
+not depend on which neurons share a call of the GA program (nmjax.slots), so a resumed run
+gives the same output as an uninterrupted one. The batch is spread over the local devices and
+fitted to a memory budget,
 and a layer can be split into shards run on several machines, then merged: nmjax.distribute.
 
 Output directory (per layer L):
@@ -37,10 +38,11 @@ import numpy as np
 
 from . import baselines, decoupling, distribute, motifs, sampling
 from .errors import NmjaxError
-from .scoring import PRECISIONS
 from .fileio import atomic_path, check_output_dir, write_text
 from .meme import Motif, write_meme
+from .scoring import PRECISIONS
 from .seeding import SEEDING_RULES, seeding_for
+from .slots import SlotUsage, ga_stream
 
 METHODS = ("neuronmotif", "kelley", "alipanahi", "saliency")
 RATIO_RULES = ("pooled", "per-subset")
@@ -53,10 +55,10 @@ class DecodeConfig:
     population: GA population (None = the paper's clip(floor(N/20)*1000, 2000, 5000)).
     rounds: decoupling rounds, an int or 'auto' (the t-test rule, up to max_rounds).
     neuron_batch: neurons per call of the layer's compiled GA program (rounded up to a
-        multiple of the device count; see nmjax.distribute). 1 by default: on a 2-core CPU a
-        batch of 4 cost 1.7x per neuron (Basset layers 2-3) and 1.8x (example layer 3), as the
-        cores are already busy with one neuron and a batch waits for its slowest neuron; raise
-        it on a GPU.
+        multiple of the device count; see nmjax.distribute); a slot whose neuron stops takes
+        the layer's next neuron (nmjax.slots). 1 by default: on a 2-core CPU a batch of 4 cost
+        1.7x per neuron (Basset layers 2-3) and 1.8x (example layer 3), measured before slots
+        were refilled, as the cores are already busy with one neuron; raise it on a GPU.
     memory_budget: bytes of temporary GA memory per device (None = no limit); lowers the
         neuron batch of a layer whose estimated memory exceeds it (at least 1 neuron).
     precision: the GA's forward and gradient passes in 'fp32', 'bf16' or 'auto' (bf16 where a
@@ -231,14 +233,22 @@ def summarise(net, layer: int, neuron: int, bases: np.ndarray, f: np.ndarray,
                         cons, layer, neuron, generations, rounds)
 
 
-def sample_batch(net, layer: int, neurons: list[int], keys: list[jax.Array],
-                 config: DecodeConfig, below: LayerResult | None):
-    """Samples of a batch of neurons (one call of the layer's program): [(bases, f)], [generations]."""
+def sample_stream(net, layer: int, neurons: list[int], keys: list[jax.Array],
+                  config: DecodeConfig, below: LayerResult | None, slots: int,
+                  usage: SlotUsage | None = None):
+    """Samples of `neurons` of one layer as each is done: (index into `neurons`, (bases, f),
+    generations). Enumerated in chunks of `slots` neurons, or sampled by the GA in `slots`
+    slots of one compiled program, each refilled with the next neuron when its neuron stops."""
     if net.receptive_field(layer) < config.enumerate_below:
-        return sampling.enumerate_layer(net, layer, neurons, keys, config), [0] * len(neurons)
+        for start in range(0, len(neurons), slots):
+            chunk = slice(start, start + slots)
+            sets = sampling.enumerate_layer(net, layer, neurons[chunk], keys[chunk], config)
+            for i, samples in enumerate(sets, start):
+                yield i, samples, 0
+        return
     seeding = (seeding_for(net, layer, neurons, below, config.seeding)
                if config.seed_from_previous else None)
-    return sampling.run_ga(net, layer, neurons, keys, config, seeding)
+    yield from ga_stream(net, layer, neurons, keys, config, seeding, slots, usage)
 
 
 def summarise_rounds(net, layer: int, samples: dict[int, tuple], keys: dict[int, jax.Array],
@@ -287,9 +297,9 @@ def decode_neuron(net, layer: int, neuron: int, key: jax.Array | int = 0,
     if not 0 <= neuron < net.channels(layer):
         raise NmjaxError(f"neuron {neuron} does not exist: layer {layer} has neurons "
                          f"0..{net.channels(layer) - 1}")
-    [(bases, f)], [generations] = sample_batch(net, layer, [neuron], [key], config, below)
-    results, _, _ = summarise_rounds(net, layer, {neuron: (bases, f, generations)},
-                                     {neuron: key}, config)
+    [(_, (bases, f), generations)] = sample_stream(net, layer, [neuron], [key], config, below, 1)
+    results, _, _ = summarise_rounds(net, layer, {neuron: (bases, f, generations)}, {neuron: key},
+                                  config)
     return results[neuron]
 
 
@@ -457,44 +467,44 @@ def layer_neurons(net, layer: int, neurons: list[int] | None) -> list[int]:
 def sample_layer(net, layer: int, neurons: list[int], seed: int, config: DecodeConfig,
                  d: Path | None, below: LayerResult | None, progress: bool
                  ) -> tuple[dict[int, tuple], dict]:
-    """Samples (bases, f, generations) of `neurons`, in fixed chunks of the layer's neuron
-    batch, read from / written to `d`/samples when given; and the sampling timings."""
+    """Samples (bases, f, generations) of `neurons`, read from / written to `d`/samples when
+    given (each neuron's file as soon as it is done); and the sampling timings."""
     from tqdm import tqdm
 
     sample_path = (lambda n: d / "samples" / f"neuron{n}.h5") if d else None
-    enumerated = net.receptive_field(layer) < config.enumerate_below
-    batch = distribute.neuron_batch(net, layer, config, len(neurons))
-    timings = {"receptive_field": net.receptive_field(layer), "neurons": len(neurons),
-               "method": config.method, "sampling": "enumeration" if enumerated else "ga",
-               "population": 0 if enumerated
-               else config.population or sampling.population_size(net.receptive_field(layer)),
-               "neurons_per_call": batch, "neurons_per_compiled_program": len(neurons),
-               "devices": distribute.device_count(), "memory_budget": config.memory_budget}
-    samples: dict[int, tuple] = {}
+    todo = [n for n in neurons if d is None or not sample_path(n).exists()]
+    timings = _sampling_settings(net, layer, config, neurons)
+    samples = {n: _read_samples(sample_path(n)) for n in neurons if n not in todo}
+    usage = SlotUsage()
     t0 = time.perf_counter()
-    bar = tqdm(total=len(neurons), desc=f"layer {layer} sampling", unit="neuron",
-               disable=not progress)
-    sampled_now = 0
-    for i in range(0, len(neurons), batch):
-        chunk = neurons[i:i + batch]
-        if d is not None and all(sample_path(n).exists() for n in chunk):
-            for n in chunk:
-                samples[n] = _read_samples(sample_path(n))
-            bar.update(len(chunk))
-            continue
-        padded = chunk + [chunk[-1]] * (batch - len(chunk))
-        sets, gens = sample_batch(net, layer, padded,
-                                  [neuron_key(seed, layer, n) for n in padded], config, below)
-        for n, (bases, f), g in zip(chunk, sets, gens):
-            samples[n] = (bases, f, g)
-            if d is not None and not sample_path(n).exists():
-                _write_samples(sample_path(n), layer, n, bases, f, g, config)
-        sampled_now += len(chunk)
-        bar.update(len(chunk))
-    bar.close()
-    timings.update({"neurons_sampled_this_run": sampled_now,
-                    "sampling_seconds": time.perf_counter() - t0})
-    return samples, timings
+    with tqdm(total=len(neurons), initial=len(samples), desc=f"layer {layer} sampling",
+              unit="neuron", disable=not progress) as bar:
+        if todo:
+            slots = distribute.neuron_batch(net, layer, config, len(todo))
+            for i, (bases, f), g in sample_stream(net, layer, todo,
+                                                  [neuron_key(seed, layer, n) for n in todo],
+                                                  config, below, slots, usage):
+                samples[todo[i]] = (bases, f, g)
+                if d is not None:
+                    _write_samples(sample_path(todo[i]), layer, todo[i], bases, f, g, config)
+                bar.update(1)
+    timings.update({"neurons_sampled_this_run": len(todo),
+                    "sampling_seconds": time.perf_counter() - t0,
+                    "slot_generations": usage.slot_generations,
+                    "idle_slot_generations": usage.idle_generations})
+    return {n: samples[n] for n in neurons}, timings
+
+
+def _sampling_settings(net, layer: int, config: DecodeConfig, neurons: list[int]) -> dict:
+    """How a layer is sampled: the part of its run.json entry known before sampling."""
+    enumerated = net.receptive_field(layer) < config.enumerate_below
+    return {"receptive_field": net.receptive_field(layer), "neurons": len(neurons),
+            "method": config.method, "sampling": "enumeration" if enumerated else "ga",
+            "population": 0 if enumerated
+            else config.population or sampling.population_size(net.receptive_field(layer)),
+            "neurons_per_call": distribute.neuron_batch(net, layer, config, len(neurons)),
+            "neurons_per_compiled_program": len(neurons),
+            "devices": distribute.device_count(), "memory_budget": config.memory_budget}
 
 
 def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: DecodeConfig,

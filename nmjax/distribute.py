@@ -278,7 +278,7 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
             counts = {int(r["shard"].split("/")[1]) for r in records}
             owners = sorted({(c, n % c) for n in missing for c in counts})
             raise NmjaxError(f"cannot merge layer {l} of {out}: {len(missing)} neuron(s) not "
-                             f"decoded yet: {_ranges(missing)} (shards "
+                             f"decoded yet: {neuron_ranges(missing)} (shards "
                              f"{', '.join(f'{i}/{c}' for c, i in owners)}); run those shards "
                              "(finished neurons are skipped) and merge again")
         samples = {n: _read_samples(d / "samples" / f"neuron{n}.h5") for n in selection}
@@ -303,7 +303,7 @@ def _merged_timings(per_shard: list[dict]) -> dict:
     return total
 
 
-def _ranges(values: list[int]) -> str:
+def neuron_ranges(values: list[int]) -> str:
     """[0, 1, 2, 5] -> '0-2,5' (the --neurons syntax)."""
     out, start = [], None
     for i, v in enumerate(values):

@@ -154,11 +154,10 @@ class ConvStack(nn.Module):
                          self.param(f"conv{l}_post_shift", nn.initializers.zeros, (spec.channels,)))
                         if spec.post_affine else None)
         self.convs, self.post = convs, post
-        head, width = [], self.config.convs[-1].channels
+        head = []
         for j, op in enumerate(self.config.head, start=1):
             if op.kind == "dense":
                 head.append(nn.Dense(op.units, name=f"head{j}"))
-                width = op.units
             elif op.kind == "affine":
                 head.append((self.param(f"head{j}_scale", nn.initializers.ones, (op.units,)),
                              self.param(f"head{j}_shift", nn.initializers.zeros, (op.units,))))

@@ -4,7 +4,8 @@ Two paths, both giving a deduplicated, capped `SampleSet` of (sequence, f) with 
 - `enumerate_layer`: receptive fields under `DecodeConfig.enumerate_below` bp, all 4^N windows.
 - `run_ga`: the gradient-guided genetic algorithm. One generation is ONE jitted function
   (`ga_generation`) over a `Population` pytree with an explicit PRNG key, vmapped over a batch of
-  neurons of a layer, so one compiled program serves the whole layer. Sample collection uses a
+  neurons of a layer, so one compiled program serves the whole layer; a slot whose neuron stops
+  takes the layer's next neuron (`nmjax.slots`). Sample collection uses a
   fixed-size device buffer per generation (the evaluated population and its f); deduplication
   and the 20-bin stratified cap run on the host with numpy on packed bases. The initial
   population of layer l > 1 is seeded with layer l-1's motifs (`nmjax.seeding`).
@@ -21,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import distribute
 from .motifs import value_bins
 from .scoring import layer_precision, make_score_fn, make_value_fn
 from .seeding import Seeding, no_seeding, seed_sequence
@@ -223,10 +223,10 @@ def ga_generation(score, value, settings: GASettings, params, pop: Population,
 
     `score` gives the input gradient that sets the mutation probabilities, `value` the f of the
     mutated population that selection, the stop rule and the recorded samples use (both at
-    `settings.precision`; `run_ga` re-scores the kept samples in float32).
+    `settings.precision`; the host loop re-scores the kept samples in float32).
 
-    A finished population (`done`) is returned unchanged and its buffer marked inactive, so a
-    vmapped batch runs until its slowest neuron stops.
+    A finished population (`done`) is returned unchanged and its buffer marked inactive, until
+    the host loop gives its slot the next neuron (`nmjax.slots`).
     """
     s = settings
     key, k_mut, k_shift, k_pa, k_pb, k_cut = jax.random.split(pop.key, 6)
@@ -332,48 +332,21 @@ def ga_settings(net: "Network", layer: int, config: "DecodeConfig") -> GASetting
 
 
 def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
-           config: "DecodeConfig", seeding: Seeding | None = None
+           config: "DecodeConfig", seeding: Seeding | None = None, slots: int | None = None
            ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
-    """Run the GA for a batch of neurons of one layer in one compiled program.
+    """Run the GA for neurons of one layer in one compiled program of `slots` neurons per call
+    (default: all of them), a finished neuron's slot refilled with the next (`nmjax.slots`).
 
     Returns per neuron the (bases, f) sample set (deduplicated, capped, f descending) and the
     number of generations it ran.
     """
-    settings = ga_settings(net, layer, config)
-    step = _ga_step(net, layer, settings)
-    pop, _ = initial_population(settings, keys, seeding)
-    neuron_ids = jnp.asarray(neurons, jnp.int32)
-    pop, neuron_ids = distribute.shard_neurons((pop, neuron_ids))  # neuron axis over devices
-    sets = [SampleSet.empty(settings.length) for _ in neurons]
-    rngs = [neuron_rng(k) for k in keys]
+    from .slots import ga_stream
 
-    def collect(gen: int, out: Generation) -> None:
-        bases, f, active = np.asarray(out.bases), np.asarray(out.f), np.asarray(out.active)
-        for k in np.flatnonzero(active):
-            sets[k].add(bases[k], f[k])
-            if gen % config.cap_every == 0 and len(sets[k].f) > config.max_samples:
-                sets[k].deduplicate()
-                sets[k].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[k])
-
-    if config.keep_initial_population:  # the authors' reading: it joins the sample set
-        f0 = _population_values(net, layer, settings)(net.params, pop.bases, neuron_ids)
-        collect(0, Generation(pop.bases, f0, jnp.ones(len(neurons), bool), f0.mean(1)))
-    pending = None
-    for gen in range(1, config.max_generations + 1):
-        pop, out = step(net.params, pop, neuron_ids)  # dispatched: runs while the host
-        if pending is not None:                      # collects the previous generation
-            collect(*pending)
-        pending = (gen, out)
-        if bool(np.all(np.asarray(pop.done))):
-            break
-    if pending is not None:
-        collect(*pending)
-    generations = np.asarray(pop.generation).tolist()
-    finished = [finish_samples(s, config, r) for s, r in zip(sets, rngs)]
-    if settings.precision != "fp32":
-        finished = [rescore(net, layer, n, bases, settings.population)
-                    for n, (bases, _) in zip(neurons, finished)]
-    return finished, generations
+    results, generations = [None] * len(neurons), [0] * len(neurons)
+    for i, samples, gens in ga_stream(net, layer, neurons, keys, config, seeding,
+                                      slots or len(neurons)):
+        results[i], generations[i] = samples, gens
+    return results, generations
 
 
 @functools.lru_cache(maxsize=16)

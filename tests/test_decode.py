@@ -89,17 +89,19 @@ class Killed(Exception):
 
 def test_interrupted_run_resumes_to_identical_output(net, run_a, tmp_path, monkeypatch):
     out_a, _ = run_a
-    calls, killed = [], []
-    real = decode_module.sample_batch
+    calls, finished, killed = [], [], []
+    real = decode_module.sample_stream
 
-    def interrupt_second_batch(net_, layer, neurons, *args):
+    def interrupt_after_two_neurons(net_, layer, neurons, *args):
         calls.append((layer, tuple(neurons)))
-        if len(calls) == 2 and not killed:
-            killed.append(True)
-            raise Killed
-        return real(net_, layer, neurons, *args)
+        for item in real(net_, layer, neurons, *args):
+            if len(finished) == 2 and not killed:
+                killed.append(True)
+                raise Killed
+            finished.append(item)
+            yield item
 
-    monkeypatch.setattr(decode_module, "sample_batch", interrupt_second_batch)
+    monkeypatch.setattr(decode_module, "sample_stream", interrupt_after_two_neurons)
     with pytest.raises(Killed):
         decode(net, layers=[1, 2], out=tmp_path, config=CONFIG, progress=False)
     assert (tmp_path / "layer1/samples/neuron1.h5").exists()

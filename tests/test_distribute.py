@@ -136,7 +136,7 @@ def test_two_shards_merged_give_the_single_run_output(net, single_run, tmp_path,
     assert run["layers"]["2"]["memory_budget"] == 1024
 
     calls = []
-    monkeypatch.setattr(decode_module, "sample_batch", lambda *a: calls.append(a))
+    monkeypatch.setattr(decode_module, "sample_stream", lambda *a: calls.append(a))
     assert decode_shard(net, Shard(1, 2), [2], config=CONFIG, out=out, progress=False) == {2: [1]}
     assert calls == []  # finished neurons are skipped
     with pytest.raises(NmjaxError, match="other settings"):
@@ -158,20 +158,20 @@ def test_memory_budget_sets_the_neuron_batch(net, capsys, monkeypatch):
     measured = (distribute.ga_temp_bytes(net, 2, config, 2)
                 - distribute.ga_temp_bytes(net, 2, config, 1))
     assert measured <= per_neuron <= 4 * measured, (measured, per_neuron)
-    # decode calls the GA with the chosen batch and records it
+    # decode runs the GA with the chosen batch of slots and records it
     calls = []
 
-    def record_batch(net_, layer, neurons, *args):
-        calls.append(len(neurons))
-        return [(np.zeros((1, 15), np.uint8), np.ones(1, np.float32))] * len(neurons), \
-            [1] * len(neurons)
+    def record_slots(net_, layer, neurons, keys, config_, below, slots, usage):
+        calls.append((len(neurons), slots))
+        for i in range(len(neurons)):
+            yield i, (np.zeros((1, 15), np.uint8), np.ones(1, np.float32)), 1
 
-    monkeypatch.setattr(decode_module, "sample_batch", record_batch)
+    monkeypatch.setattr(decode_module, "sample_stream", record_slots)
     _, timings = decode_module.sample_layer(net, 2, [0, 1], 0, tiny, None, None, False)
-    assert calls == [1, 1] and timings["neurons_per_call"] == 1
+    assert calls == [(2, 1)] and timings["neurons_per_call"] == 1
     assert timings["memory_budget"] == 1024
     _, timings = decode_module.sample_layer(net, 2, [0, 1], 0, config, None, None, False)
-    assert calls[2:] == [2] and timings["neurons_per_call"] == 2
+    assert calls[1:] == [(2, 2)] and timings["neurons_per_call"] == 2
     assert distribute.parse_size("8G") == 8 << 30 and distribute.parse_size("1.5KiB") == 1536
     assert main(["decode", "--memory-budget", "lots", "--out", "unused"]) == 2
     assert "bad memory size 'lots'" in capsys.readouterr().err

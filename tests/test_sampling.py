@@ -9,6 +9,7 @@ from nmjax import sampling
 from nmjax.decode import DecodeConfig, neuron_key
 from nmjax.motifs import consensus_string, consensus, weighted_ppm
 from nmjax.network import ConvSpec, Network, NetworkConfig
+from nmjax.slots import SlotUsage, ga_stream
 from toy_network import PLANTED, best_offset, toy_network
 
 CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2)
@@ -168,3 +169,24 @@ def test_ga_stops_after_patience_generations_without_a_better_mean(patience):
     config = dataclasses.replace(GA_CONFIG, population=50, patience=patience)
     _, [generations] = sampling.run_ga(net, 1, [0], [neuron_key(0, 1, 0)], config)
     assert generations == 1 + patience
+
+
+def test_refilled_slots_give_the_samples_of_one_neuron_per_call(net):
+    """Three slots for four neurons: the slot of the first neuron to stop takes the fourth."""
+    neurons = [0, 1, 2, 3]
+    keys = [neuron_key(0, 1, n) for n in neurons]
+    alone = [sampling.run_ga(net, 1, [n], [k], GA_CONFIG) for n, k in zip(neurons, keys)]
+    usage = SlotUsage()
+    shared = {i: (samples, g) for i, samples, g in
+              ga_stream(net, 1, neurons, keys, GA_CONFIG, None, 3, usage)}
+    generations = [gens[0] for _, gens in alone]
+    assert len(set(generations)) > 1, generations  # neurons stop at different generations
+    for i, ([(bases, f)], [g]) in enumerate(alone):
+        (shared_bases, shared_f), shared_g = shared[i]
+        assert shared_g == g
+        assert np.array_equal(shared_bases, bases) and np.array_equal(shared_f, f)
+    # every slot-generation is a neuron's generation or idle
+    assert usage.slot_generations == sum(generations) + usage.idle_generations
+    # fixed batches of 3 (the last one padded) run each batch until its slowest neuron stops
+    fixed = sum(3 * max(generations[i:i + 3]) for i in range(0, len(neurons), 3))
+    assert usage.slot_generations < fixed, (usage, fixed)
