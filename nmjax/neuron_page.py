@@ -27,8 +27,9 @@ def grammar_section(g: dict) -> str:
     line = g["line"]
     out = [f'<h2>Grammar</h2><p class="grammar">{escape(g["text"])}</p>'
            f"<p>{escape(line_summary(line))}. The line is the longest order held by at least "
-           "half the weight of the most shared order (and at least a quarter of the weight of "
-           "the PPMs with a site).</p>",
+           "half the weight of the PPMs holding its least shared motif (where that motif "
+           "occurs, it occurs mostly in this order) and by at least a quarter of the weight of "
+           "the PPMs with a site.</p>",
            "<h3>Orders, by share of the neuron's weight</h3><table>",
            row("order", "strands", "share", "subsets containing it", "inside its gaps",
                "gaps as decoded (bp: subsets)", head=True)]

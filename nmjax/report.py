@@ -109,8 +109,8 @@ def summary_section(out_dir: Path) -> str:
     summary = json.loads(path.read_text())["layers"]
     return ("<h2>Grammars the model encodes</h2>" + headline(summary)
             + "<p class='muted'>A neuron's line is the longest order of motifs held by at least "
-              "half as much of the weight (n x act) of its decoupled PPMs as its most shared "
-              "order (and by a quarter at least); gaps are the bp between the "
+              "half the weight (n x act) of the decoupled PPMs holding its least shared motif "
+              "(and by a quarter of all at least); gaps are the bp between the "
               "database matrices, soft gaps a robust range. Each layer lists its grammars (2+ "
               "motifs) and motifs ranked by the neurons whose line they are and the neurons "
               "where they hold at least 20% of the weight.</p>"

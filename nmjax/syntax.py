@@ -8,8 +8,11 @@ gaps (method-notes §5), printed as in the paper: `CTCF-6N-CEBPB`, `NFIX-[10-20N
 - Every contiguous part of a reading is an order the PPM contains. An order's share is the
   weight (n x act) of the PPMs containing it over the weight of all PPMs with a site.
 - The neuron's line is the longest order whose share is at least `line_share` (half) of the
-  most shared order's and at least `line_floor` (ties: the larger share): a dimer held by 46 %
-  of the weight while its CTCF alone is held by 81 % is the neuron's grammar.
+  share of its least shared motif alone, and at least `line_floor` (ties: the larger share):
+  where that motif occurs it occurs mostly in this order. A CTCF-6N-CEBPE held by 37 % of the
+  weight, whose CTCF alone is held by 46 %, is the grammar of a neuron whose CEBPE alone is held
+  by 92 % (example layer 5); comparing with the most shared order instead put such a dimer at
+  the threshold, and the line flipped between machines.
 - A gap is printed from a robust interval of its values over the PPMs containing the order,
   weighted by n x act: values outside the Tukey fences (`fence` interquartile ranges beyond
   the weighted quartiles) are left out, so one outlier subset does not widen it. One value is
@@ -28,7 +31,7 @@ FLIP = {"+": "-", "-": "+", ".": "."}
 
 @dataclass(frozen=True)
 class SyntaxParams:
-    line_share: float = 0.5     # of the most shared order's share,
+    line_share: float = 0.5     # of the share of the order's least shared motif alone,
     line_floor: float = 0.25    # and at least this share, make an order a candidate line
     fence: float = 1.5
     hole: int = 6               # bp between gap values that splits an order into two
@@ -147,8 +150,12 @@ def _describe(tokens: tuple, by_subset: dict[int, tuple], weights: dict[int, flo
 def _line(orders: list[dict], params: SyntaxParams) -> dict | None:
     if not orders:
         return None
-    needed = max(params.line_floor, params.line_share * orders[0]["share"])
-    shared = [o for o in orders if o["share"] >= needed]
+    alone: dict[str, float] = {}     # share of each motif alone (every part is an order)
+    for o in orders:
+        if len(o["motifs"]) == 1:
+            alone[o["motifs"][0]] = max(alone.get(o["motifs"][0], 0.0), o["share"])
+    shared = [o for o in orders if o["share"] >= max(
+        params.line_floor, params.line_share * min(alone[m] for m in o["motifs"]))]
     if not shared:
         return orders[0]
     return max(shared, key=lambda o: (len(o["motifs"]), o["share"], [-ord(c) for c in o["text"]]))

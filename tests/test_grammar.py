@@ -95,6 +95,26 @@ def test_soft_range_ignores_one_outlier(db):
     assert len(outlier) == 1 and outlier[0]["share"] == pytest.approx(1 / 7)
 
 
+def test_dimer_is_the_line_when_its_parts_occur_mostly_in_it(db):
+    # CEBPB alone in 7 PPMs, CTCF-6N-CEBPB in 4 (36 % of the weight): wherever CTCF occurs it
+    # is 6 bp before CEBPB, so the dimer is the neuron's grammar though CEBPB is held by all
+    plan = [[(CTCF, s), (CEBPB, s + 21)] for s in (3, 9, 15, 21)]
+    plan += [[(CEBPB, s)] for s in (5, 12, 19, 26, 33, 40, 47)]
+    g = neuron_grammar(neuron(plan, 60, seed=6), db, "reference")
+    assert g["text"] == "CTCF-6N-CEBPB" and g["line"]["share"] == pytest.approx(4 / 11)
+
+
+def test_pair_is_not_the_line_when_its_parts_mostly_occur_apart(db):
+    # CTCF-6N-CEBPB in 4 PPMs, CTCF alone in 6 and CEBPB alone in 6: the pair holds a quarter
+    # of the weight but under half of either part's, so the line is a single motif
+    plan = [[(CTCF, s), (CEBPB, s + 21)] for s in (3, 9, 15, 21)]
+    plan += [[(CTCF, s)] for s in (2, 8, 14, 20, 26, 32)]
+    plan += [[(CEBPB, s)] for s in (5, 12, 19, 26, 33, 40)]
+    g = neuron_grammar(neuron(plan, 60, seed=7), db, "reference")
+    assert g["text"] in ("CTCF", "CEBPB") and g["line"]["share"] == pytest.approx(10 / 16)
+    assert any(o["text"] == "CTCF-6N-CEBPB" for o in g["orders"])
+
+
 def test_one_outlier_subset_of_a_hard_gap_does_not_soften_it(db):
     plan = [[(CTCF, s), (CEBPB, s + 21)] for s in (3, 6, 9, 12, 15, 18, 21, 24)]
     plan.append([(CTCF, 10), (CEBPB, 10 + 15 + 7)])          # one subset at 7 bp
