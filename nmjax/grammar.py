@@ -155,7 +155,8 @@ def layer_summary(neurons: dict[str, dict], carry_share: float) -> dict:
     for neuron, g in neurons.items():
         line = g.get("line")
         for o in g["orders"]:
-            is_line = o is line or (line is not None and o["text"] == line["text"])
+            is_line = line is not None and (o["text"], o["strands"]) == (line["text"],
+                                                                       line["strands"])
             if len(o["motifs"]) > 1 and (o["share"] >= carry_share or is_line):
                 candidates.append((int(neuron), o, is_line))
     candidates.sort(key=lambda c: (-c[1]["share"], c[0], c[1]["text"]))
@@ -170,6 +171,7 @@ def layer_summary(neurons: dict[str, dict], carry_share: float) -> dict:
         if is_line:
             group["line"].add(n)
     out_grammars = [{"text": grp["order"]["text"], "motifs": grp["order"]["motifs"],
+                     "strands": grp["order"]["strands"],
                      "key": _grammar_key(grp["order"]), "ppm": grp["order"].get("ppm"),
                      "line": sorted(grp["line"]), "carried": sorted(grp["carried"]),
                      "texts": {str(k): t for k, t in sorted(grp["texts"].items())},

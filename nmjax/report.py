@@ -79,8 +79,11 @@ def _spacing_links(out_dir: Path, layer: int, neurons: list[int]) -> str:
 
 
 def layer_summary_html(out_dir: Path, layer: int, s: dict) -> str:
-    """A layer's grammars and motifs ranked by neurons, with logos and links."""
+    """A layer's grammars and motifs ranked by neurons, with logos and links (with its strands
+    where two grammars read the same)."""
+    texts = [g["text"] for g in s["grammars"]]
     g_rows = [row(f"<code>{escape(g['text'])}</code>"
+                  + (f" (strands {' '.join(g['strands'])})" if texts.count(g["text"]) > 1 else "")
                   + _spacing_links(out_dir, layer, g["carried"]),
                   logo_svg(np.array(g["ppm"]), 6, 30) if g.get("ppm") else "-",
                   f"{len(g['line'])}: {_links(layer, g['line'])}",

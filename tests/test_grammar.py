@@ -12,7 +12,7 @@ from fake_decode import SOFT_GAPS, planted_ppm, write_fake_decode
 from nmjax.dictionary import DictionaryParams, tied_names
 from nmjax.frames import DecodedPPM
 from nmjax.errors import NmjaxError
-from nmjax.grammar import grammar_run, neuron_grammar
+from nmjax.grammar import grammar_run, layer_summary, neuron_grammar
 from nmjax.motifdb import jaspar_motif, load_motif_db
 from nmjax.motifs import SEGMENT_RULES, laplace, segment_ppm
 from nmjax.syntax import canonical, gap_interval, gap_text
@@ -230,6 +230,17 @@ def test_model_summary(run):
     rows = [r.split("\t") for r in (out / "grammars.tsv").read_text().splitlines()]
     assert rows[0][:3] == ["layer", "kind", "grammar"]
     assert ["2", "grammar", "CTCF-6N-CEBPB", "1", "1", "1", "1"] in [r[:7] for r in rows]
+
+
+def test_an_order_of_other_strands_is_not_the_line():
+    def order(strands, share):
+        return {"motifs": ["NFIX", "NFIX"], "strands": strands, "text": "NFIX-2N-NFIX",
+                "gaps": [{"lo": 2, "hi": 2, "text": "2N"}], "share": share}
+    line = order(["+", "+"], 0.5)
+    neurons = {"30": {"line": line, "orders": [line, order(["+", "-"], 0.3)], "dictionary": []}}
+    grammars = layer_summary(json.loads(json.dumps(neurons)), 0.2)["grammars"]
+    assert [(g["strands"], g["line"], g["carried"]) for g in grammars] == [
+        (["+", "+"], [30], [30]), (["+", "-"], [], [30])]
 
 
 def test_deterministic(run, db, tmp_path):
