@@ -16,12 +16,14 @@ Paralog names (CEBPE for CEBPB, NFIC for NFIX) are counted separately ("family")
 
 Writes bench/results/grammar_recovery[_NAME].md and .json. --reuse skips the decode of a seed
 whose DIR holds a finished report and reruns the grammar stage and the report on it (with
---rule when given).
+--rule when given); the decode + analysis time of a seed is the one recorded in DIR when it
+was decoded (DIR/grammar_recovery_decode.json, with the load average after it).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,6 +37,7 @@ import numpy as np  # noqa: E402
 from nmjax.fileio import write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+DECODE_TIME = "grammar_recovery_decode.json"   # in a decode folder: its decode + analysis time
 TOKEN = re.compile(r"(\(overlap [^)]*\)|\[[^\]]*\]|-?\d+N)")
 
 
@@ -143,6 +146,8 @@ def run_seed(model: str | None, seed: int, out: Path, reuse: bool, rule: str | N
             "--seed", str(seed), "--out", str(out)] + extra
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         decoded = True
+        write_text(out / DECODE_TIME, json.dumps({"seconds": time.perf_counter() - t0,
+                                                  "load_after": os.getloadavg()}))
     else:
         decoded = False
     grammar_seconds = None
@@ -158,7 +163,9 @@ def run_seed(model: str | None, seed: int, out: Path, reuse: bool, rule: str | N
     analysis = json.loads((out / "analysis.json").read_text())
     rows = read_lines(out)
     spacing_checks(model, rows)
+    timed = out / DECODE_TIME
     return {"seed": seed, "dir": str(out), "decoded_now": decoded, "wall_seconds": wall,
+            "decode": json.loads(timed.read_text()) if timed.is_file() else None,
             "decode_args": " ".join(extra),
             "rounds": {l: v["rounds"] for l, v in run["layers"].items()},
             "grammar_seconds": grammar_seconds or analysis["seconds"].get("grammar"),
@@ -179,7 +186,8 @@ def markdown(name: str, model: str | None, results: list[dict]) -> str:
                    f"{'yes' if v['ctcf_6n_cebp_family'] else 'no'} | {'yes' if v['nfix_soft'] else 'no'} | "
                    f"{'yes' if v['nfi_soft_family'] else 'no'} | {len(v['wrong_lines'])} | "
                    f"{'yes' if v['front_page_names_both'] else 'no'} | "
-                   + (f"{r['wall_seconds'] / 60:.1f} min |" if r["decoded_now"] else "reused |"))
+                   + (f"{r['decode']['seconds'] / 60:.1f} min (load after "
+                      f"{r['decode']['load_after'][0]:.1f}) |" if r["decode"] else "- |"))
     for r in results:
         out += ["", f"## seed {r['seed']}: lines pairing CTCF with CEBP or NFI with NFI", "",
                 "| layer | neuron | line | inside gaps / containing | share | verdict | "
