@@ -173,6 +173,11 @@ def run_seed(model: str | None, seed: int, out: Path, reuse: bool, rule: str | N
             "lines": rows, "verdict": verdict(rows, (out / "report" / "index.html").read_text())}
 
 
+def decode_time(decode: dict) -> str:
+    load = decode.get("load_after")
+    return f"{decode['seconds'] / 60:.1f} min" + (f" (load after {load[0]:.1f})" if load else "") + " |"
+
+
 def markdown(name: str, model: str | None, results: list[dict]) -> str:
     out = [f"# Grammar recovery: {name}", "",
            f"Model: `{model or 'bundled example'}`; planted CTCF-6N-CEBPB and NFIX-[10-20N]-NFIX. "
@@ -186,8 +191,7 @@ def markdown(name: str, model: str | None, results: list[dict]) -> str:
                    f"{'yes' if v['ctcf_6n_cebp_family'] else 'no'} | {'yes' if v['nfix_soft'] else 'no'} | "
                    f"{'yes' if v['nfi_soft_family'] else 'no'} | {len(v['wrong_lines'])} | "
                    f"{'yes' if v['front_page_names_both'] else 'no'} | "
-                   + (f"{r['decode']['seconds'] / 60:.1f} min (load after "
-                      f"{r['decode']['load_after'][0]:.1f}) |" if r["decode"] else "- |"))
+                   + (decode_time(r["decode"]) if r["decode"] else "- |"))
     for r in results:
         out += ["", f"## seed {r['seed']}: lines pairing CTCF with CEBP or NFI with NFI", "",
                 "| layer | neuron | line | inside gaps / containing | share | verdict | "
