@@ -164,10 +164,12 @@ def layer_summary(neurons: dict[str, dict], carry_share: float) -> dict:
     for n, o, is_line in candidates:
         group = next((grp for grp in groups if _same_grammar(grp["order"], o)), None)
         if group is None:
-            group = {"order": o, "neuron": n, "line": set(), "carried": set(), "texts": {}}
+            group = {"order": o, "neuron": n, "line": set(), "carried": set(), "texts": {},
+                     "shares": {}}
             groups.append(group)
         group["carried"].add(n)
         group["texts"].setdefault(n, o["text"])
+        group["shares"].setdefault(n, o["share"])
         if is_line:
             group["line"].add(n)
     out_grammars = [{"text": grp["order"]["text"], "motifs": grp["order"]["motifs"],
@@ -175,6 +177,7 @@ def layer_summary(neurons: dict[str, dict], carry_share: float) -> dict:
                      "key": _grammar_key(grp["order"]), "ppm": grp["order"].get("ppm"),
                      "line": sorted(grp["line"]), "carried": sorted(grp["carried"]),
                      "texts": {str(k): t for k, t in sorted(grp["texts"].items())},
+                     "shares": {str(k): v for k, v in sorted(grp["shares"].items())},
                      "best_neuron": grp["neuron"]} for grp in groups]
     out_grammars.sort(key=lambda x: (-len(x["line"]), -len(x["carried"]), x["text"]))
     motifs: dict[str, dict] = {}

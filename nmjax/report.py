@@ -41,24 +41,34 @@ def _links(layer: int, neurons: list[int]) -> str:
 
 def headline(summary: dict) -> str:
     """One line per grammar that is some neuron's line, across layers (deepest first), ranked
-    by the neurons carrying it: what a biologist reads first."""
+    by the neurons carrying it, then by the weight it holds in the neurons whose line it is
+    (printed after each neuron): what a biologist reads first."""
     found: dict[str, dict] = {}
     for layer in sorted(summary, key=int, reverse=True):
         for g in summary[layer]["grammars"]:
             if g["line"]:
                 item = found.setdefault(g["key"], {"text": g["text"], "layers": [], "n": 0,
-                                                   "carried": 0})
-                item["layers"].append((int(layer), g["line"]))
+                                                   "carried": 0, "share": 0.0})
+                shares = g.get("shares", {})
+                item["layers"].append((int(layer), g["line"], shares))
                 item["n"] += len(g["line"])
                 item["carried"] += len(g["carried"])
+                item["share"] += sum(shares.get(str(n), 0.0) for n in g["line"])
     if not found:
         return "<p>No neuron's line holds two or more motifs.</p>"
-    # most neurons first (holding it, then whose line it is); grammars of novel motifs last
+    # most neurons first (holding it, then whose line it is, then its weight there);
+    # grammars of novel motifs last
     items = sorted(found.values(), key=lambda x: ("novel:" in x["text"], -x["carried"], -x["n"],
-                                                  x["text"]))
+                                                  -x["share"], x["text"]))
+
+    def neurons(layer: int, ns: list[int], shares: dict) -> str:
+        return ", ".join(f'<a href="layer{layer}/neuron{n}.html">{n}</a>'
+                         + (f" ({shares[str(n)]:.0%})" if str(n) in shares else "") for n in ns)
+
     return "<ul>" + "".join(
         f'<li><b class="grammar">{escape(x["text"])}</b> (' + "; ".join(
-            f"layer {l}: neuron{'s' if len(ns) > 1 else ''} {_links(l, ns)}" for l, ns in x["layers"])
+            f"layer {l}: neuron{'s' if len(ns) > 1 else ''} {neurons(l, ns, sh)}"
+            for l, ns, sh in x["layers"])
         + ")</li>" for x in items) + "</ul>"
 
 
@@ -114,7 +124,8 @@ def summary_section(out_dir: Path) -> str:
             + "<p class='muted'>A neuron's line is the longest order of motifs held by at least "
               "half the weight (n x act) of the decoupled PPMs holding its least shared motif "
               "(and by a quarter of all at least); gaps are the bp between the "
-              "database matrices, soft gaps a robust range. Each layer lists its grammars (2+ "
+              "database matrices, soft gaps a robust range; after each neuron, the share of "
+              "its weight the grammar holds. Each layer lists its grammars (2+ "
               "motifs) and motifs ranked by the neurons whose line they are and the neurons "
               "where they hold at least 20% of the weight.</p>"
             + "".join(layer_summary_html(out_dir, int(l), summary[l])

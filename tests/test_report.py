@@ -155,7 +155,8 @@ def test_front_page_leads_with_the_grammars(run):
     headline = first[first.index("<h2>Grammars the model encodes</h2>"):first.index("</ul>")]
     items = re.findall(r'<li><b class="grammar">(.*?)</b> \((.*?)\)</li>', headline)
     assert [t for t, _ in items] == ["CTCF-6N-CEBPB", "NFIX-[10-20N]-NFIX"]
-    assert 'layer 2: neuron <a href="layer2/neuron1.html">1</a>' in items[0][1]
+    assert items[0][1].startswith('layer 2: neuron <a href="layer2/neuron1.html">1</a> (')
+    assert re.fullmatch(r".*</a> \(\d+%\)", items[0][1])       # the weight it holds there
     # per layer, its grammars with a logo, then its motifs ranked by neurons carrying them
     layer2 = first[first.index("<h3>Layer 2</h3>"):first.index("<h3>Layer 1</h3>")]
     grammar_rows = re.findall(r"<tr><td><code>(.*?)</code></td><td>(<svg.*?</svg>)</td>", layer2)
