@@ -175,7 +175,9 @@ def run_seed(model: str | None, seed: int, out: Path, reuse: bool, rule: str | N
 
 def decode_time(decode: dict) -> str:
     load = decode.get("load_after")
-    return f"{decode['seconds'] / 60:.1f} min" + (f" (load after {load[0]:.1f})" if load else "") + " |"
+    note = f" ({decode['note']})" if decode.get("note") else ""
+    return (f"{decode['seconds'] / 60:.1f} min" + (f" (load after {load[0]:.1f})" if load else "")
+            + note + " |")
 
 
 def markdown(name: str, model: str | None, results: list[dict]) -> str:
