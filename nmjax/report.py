@@ -35,8 +35,12 @@ HIT_Q = 0.1           # a neuron "matches" (method-notes §4): pairs listed on t
 SHOWN = 8             # grammars / motifs per layer on the first screen (the rest folded)
 
 
-def _links(layer: int, neurons: list[int]) -> str:
-    return ", ".join(f'<a href="layer{layer}/neuron{n}.html">{n}</a>' for n in neurons) or "-"
+def _links(layer: int, neurons: list[int], shares: dict | None = None) -> str:
+    """Links to the neurons' pages, each followed by its share in `shares` (neuron -> share)."""
+    shares = shares or {}
+    return ", ".join(f'<a href="layer{layer}/neuron{n}.html">{n}</a>'
+                     + (f" ({shares[str(n)]:.0%})" if str(n) in shares else "")
+                     for n in neurons) or "-"
 
 
 def headline(summary: dict) -> str:
@@ -60,14 +64,9 @@ def headline(summary: dict) -> str:
     # grammars of novel motifs last
     items = sorted(found.values(), key=lambda x: ("novel:" in x["text"], -x["carried"], -x["n"],
                                                   -x["share"], x["text"]))
-
-    def neurons(layer: int, ns: list[int], shares: dict) -> str:
-        return ", ".join(f'<a href="layer{layer}/neuron{n}.html">{n}</a>'
-                         + (f" ({shares[str(n)]:.0%})" if str(n) in shares else "") for n in ns)
-
     return "<ul>" + "".join(
         f'<li><b class="grammar">{escape(x["text"])}</b> (' + "; ".join(
-            f"layer {l}: neuron{'s' if len(ns) > 1 else ''} {neurons(l, ns, sh)}"
+            f"layer {l}: neuron{'s' if len(ns) > 1 else ''} {_links(l, ns, sh)}"
             for l, ns, sh in x["layers"])
         + ")</li>" for x in items) + "</ul>"
 
