@@ -224,9 +224,8 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     The first batch also pays compilation; steady per-neuron figures use the later batches when
     there are several, less the seconds JAX spent compiling in them (a later neuron whose sample
     set falls in a new K-means row bucket compiles that program once per layer; a whole-layer run
-    spreads it over hundreds of neurons). Both figures are recorded. `max_samples` lowers the
-    sample-set cap (the paper's is 100,000; the per-bin cap scales with it) to bound the
-    decoupling's feature maps in memory.
+    spreads it over hundreds of neurons). Both figures are recorded. `max_samples` (default: the
+    decoder's cap, the paper's 100,000) changes the sample-set cap; the per-bin cap scales with it.
     """
     from . import sampling
     from .decode import DecodeConfig, neuron_key, summarise
@@ -388,9 +387,9 @@ def markdown(result: dict) -> str:
     if result["decoded"]:
         lines += ["", "## Decoded neurons, full-size Basset (sampling + decoupling)", "",
                   "| layer | neurons | generations | sample cap | s/neuron net of compile (with) | "
-                  "K-means s | authors s/neuron | speed-up | target | s/generation (authors) | "
-                  "load |",
-                  "|" + "---|" * 11]
+                  "decoupling s | samples | peak RSS MB | authors s/neuron | speed-up | target | "
+                  "s/generation (authors) | load |",
+                  "|" + "---|" * 13]
         for d in result["decoded"]:
             if "error" in d:
                 lines.append(f"| {d['layer']} | error: {d['error']} |")
@@ -401,7 +400,7 @@ def markdown(result: dict) -> str:
                 f"{d['generations_mean']} | {d['max_samples']} | "
                 f"{d['seconds_per_neuron']} "
                 f"({d.get('seconds_per_neuron_with_compile', d['seconds_per_neuron'])}) | "
-                f"{d['kmeans_s_per_neuron']} | "
+                f"{d['kmeans_s_per_neuron']} | {_samples_range(d)} | {d['peak_rss_mb']} | "
                 f">= {d['authors_s_per_neuron_at_least']} | >= {d['speedup_vs_authors_at_least']}x"
                 f" | {d['target_speedup']}x | {d.get('sampling_s_per_generation', '')} "
                 f"({d.get('authors_s_per_generation_at_least', '')}) | "
@@ -415,6 +414,12 @@ def markdown(result: dict) -> str:
                                                               else "") for x in p["layers"])
             lines.append(f"| {p['model']} | {p['hours']} | {p['all_layers']} | {per} |")
     return "\n".join(lines) + "\n"
+
+
+def _samples_range(decoded: dict) -> str:
+    """Smallest-largest sample set of a decode case's neurons ('' for older results)."""
+    counts = [n for b in decoded["batches"] for n in b.get("samples", [])]
+    return f"{min(counts)}-{max(counts)}" if counts else ""
 
 
 def plan(args) -> tuple[list[dict], list[dict]]:
@@ -463,9 +468,9 @@ def parse_args(argv=None):
                         "'layer=batch/batch;...', a batch is comma-separated neurons run "
                         "together (default %(const)s: one neuron per call, as the decoder); "
                         "the first batch pays compilation")
-    p.add_argument("--decode-max-samples", type=int, default=20_000,
-                   help="sample-set cap while decoding (the paper's 100,000 makes the "
-                        "decoupling's feature maps tens of GB at Basset layers 2-3)")
+    p.add_argument("--decode-max-samples", type=int, default=None,
+                   help="sample-set cap while decoding (default: the decoder's, the paper's "
+                        "100,000; lower it only to compare with older runs)")
     p.add_argument("--generations", type=int, default=100,
                    help="generations per neuron assumed by the projection where no decoded "
                         "neuron measured them")

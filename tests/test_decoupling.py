@@ -187,3 +187,18 @@ def test_padding_rows_change_nothing():
         lp, ip = weighted_kmeans(jax.random.key(5), xp, wp, k=3, restarts=2)
         assert np.array_equal(np.asarray(lp)[:300], np.asarray(labels))
         assert float(ip) == pytest.approx(float(inertia), rel=1e-5)
+
+
+def test_feature_map_chunks_fill_one_device_array():
+    """Maps built chunk by chunk (an uneven last chunk) into one device array of `rows` rows:
+    each row is its sequence's conv output, padding rows are zero."""
+    from nmjax.decoupling import feature_map
+
+    net = toy_network()
+    rng = np.random.default_rng(7)
+    bases = rng.integers(0, 4, (150, net.receptive_field(2))).astype(np.uint8)
+    out = feature_map(net, bases, 2, rows=200, chunk=64)
+    assert isinstance(out, jax.Array) and out.shape[0] == 200
+    direct = np.asarray(net.conv_output(np.eye(4, dtype=np.float32)[bases], 2)).reshape(150, -1)
+    np.testing.assert_allclose(np.asarray(out[:150]), direct, rtol=1e-5, atol=1e-5)
+    assert not np.any(np.asarray(out[150:]))
