@@ -30,14 +30,15 @@ import numpy as np
 
 import nmjax
 from nmjax.cli import parse_range
-from nmjax.decode import (DecodeConfig, LayerResult, _read_samples, decode, neuron_key,
-                          summarise, write_layer)
+from nmjax.config import DecodeConfig
+from nmjax.decoder import decode, neuron_key, read_samples, summarise, write_layer
 from nmjax.diagnose import parse_ppm_name
 from nmjax.example import example_motifs_path
 from nmjax.fileio import write_text
 from nmjax.matching import TomtomParams, compare, describe, match_layer, read_layer_motifs
 from nmjax.meme import read_meme
 from nmjax.motifdb import DEFAULT_RELEASE, jaspar_motifs
+from nmjax.results import LayerResult
 
 METHODS = ("neuronmotif", "kelley", "alipanahi", "saliency")
 NOT_REPORTED_Q = 1.0  # a pair above TomtomParams.report_max_q (not in matches.tsv)
@@ -49,7 +50,7 @@ def baseline_layer(net, layer: int, work: Path, method: str, seed: int) -> Layer
     samples = work / "neuronmotif" / f"layer{layer}" / "samples"
     results = {}
     for n in range(net.channels(layer)):
-        bases, f, generations = _read_samples(samples / f"neuron{n}.h5")
+        bases, f, generations = read_samples(samples / f"neuron{n}.h5")
         results[n] = summarise(net, layer, n, bases, f, neuron_key(seed, layer, n), 1,
                                generations, config)
     result = LayerResult(layer, results, 1, {})

@@ -4,7 +4,7 @@ Per (model, layer), each case in a fresh subprocess (so its peak memory is its o
 - the scoring program (forward + input gradient of a population, `nmjax.scoring`), vmapped over
   a batch of neurons: compile seconds, run seconds, sequences/s, model FLOP/s against the
   machine's measured fp32 matmul peak;
-- one GA generation (`nmjax.sampling.ga_generation`, the decoder's step) for the same batch:
+- one GA generation (`nmjax.ga.step`, the decoder's step) for the same batch:
   generations/s, seconds per generation per neuron;
 - peak resident memory (ru_maxrss) and the compiled programs' temporary buffers.
 Optionally (`--decode`) whole decoded neurons of the full-size Basset (sampling + decoupling,
@@ -16,9 +16,7 @@ Model FLOPs per scored sequence = 3 x forward FLOPs (forward 2 x MACs of conv bl
 the input gradient alone needs ~1 x forward, so the FLOPs actually executed are ~2/3 of that
 figure ("executed" columns).
 
-Architectures get random weights with realistic BatchNorm statistics folded in: each conv's
-pre-activation is standardised on random one-hot sequences, then scaled by gamma ~ U(0.5, 1.5)
-and shifted by beta ~ N(-0.3, 0.3), as a trained BatchNorm would.
+Architectures get random weights with BatchNorm statistics folded in (`nmjax.benchkit`).
 """
 from __future__ import annotations
 
@@ -28,7 +26,6 @@ import functools
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -38,9 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .benchkit import (compile_clock, compiled_program, forward_flops, load_average,
+                       matmul_peak, model, peak_rss_mb, run_seconds)
+from .config import PRECISION_CHOICES
 from .fileio import write_text
-from .network import Network, NetworkConfig, _maxpool, activation_fn
-from .scoring import PRECISIONS
 
 # The authors' implementation on this machine kind, full-size Basset (../shared/anchors.md):
 # seconds per neuron, sampling + K-means, (low, high).
@@ -48,111 +46,10 @@ AUTHORS_SECONDS_PER_NEURON = {1: (28 + 5, 38 + 5), 2: (205 + 11, 211 + 43), 3: (
 # ... and seconds per GA generation (layer 3 never finished its GA within the 12-min cap).
 AUTHORS_SECONDS_PER_GENERATION = {1: 0.42, 2: 2.0, 3: 15.0}
 TARGET_SPEEDUP = {1: 100, 2: 100, 3: 10}
-INPUT_LENGTH = {"basset": 600, "deepsea": 1000, "bd10": 600, "dd10": 600}
 PROJECTED = ("basset", "bd10", "dd10")
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
-                  "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                  "/jax/core/compile/backend_compile_duration")
-
-
-# -- machine -----------------------------------------------------------------------------
-def _best_seconds(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
-    """GFLOP/s of an n x n matmul: jnp.dot under jit (fp32; bf16 in, fp32 out) and numpy fp32."""
-    rng = np.random.default_rng(0)
-    a, b = (rng.random((n, n), np.float32) for _ in range(2))
-    flops = 2 * n ** 3
-    dot = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
-    out = {}
-    for name, (x, y) in {"jax_fp32": (jnp.asarray(a), jnp.asarray(b)),
-                         "jax_bf16": (jnp.asarray(a, jnp.bfloat16),
-                                      jnp.asarray(b, jnp.bfloat16))}.items():
-        out[name] = flops / _best_seconds(lambda: dot(x, y).block_until_ready(), repeats) / 1e9
-    out["numpy_fp32"] = flops / _best_seconds(lambda: a @ b, repeats) / 1e9
-    out["fp32_peak"] = max(out["jax_fp32"], out["numpy_fp32"])
-    return {k: round(v, 1) for k, v in out.items()}
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-# -- models ------------------------------------------------------------------------------
-def random_network(config: NetworkConfig, seed: int = 0, batch: int = 16) -> Network:
-    """Random conv weights with BatchNorm statistics folded in (see the module docstring)."""
-    config = dataclasses.replace(config, head=())
-    rng = np.random.default_rng(seed)
-    x = jax.nn.one_hot(rng.integers(0, 4, (batch, config.input_length)), 4, dtype=jnp.float32)
-    params: dict = {}
-    for l, spec in enumerate(config.convs, start=1):
-        fan_in = spec.kernel_width * spec.in_channels
-        kernel = rng.normal(0, np.sqrt(2 / fan_in),
-                            (spec.kernel_width, spec.in_channels, spec.channels))
-        z = np.asarray(_conv(x, jnp.asarray(kernel, jnp.float32)))
-        mean, std = z.mean((0, 1)), z.std((0, 1)) + 1e-3
-        gamma = rng.uniform(0.5, 1.5, spec.channels)
-        beta = rng.normal(-0.3, 0.3, spec.channels)
-        params[f"conv{l}"] = {"kernel": (kernel * gamma / std).astype(np.float32),
-                              "bias": (beta - mean * gamma / std).astype(np.float32)}
-        x = _maxpool(activation_fn(spec.activation)(_conv(x, params[f"conv{l}"]["kernel"])
-                                                    + params[f"conv{l}"]["bias"]), spec.pool)
-    return Network(config, params)
-
-
-def _conv(x: jax.Array, kernel) -> jax.Array:
-    return jax.lax.conv_general_dilated(x, jnp.asarray(kernel), (1,), "VALID",
-                                        dimension_numbers=("NWC", "WIO", "NWC"))
-
-
-def model(name: str, width: float) -> Network:
-    """A bench model: a named architecture with random weights, or 'example' (bundled)."""
-    if name == "example":
-        import nmjax
-        return nmjax.load(None)
-    from .architectures import build_config
-    return random_network(build_config(name, 1, INPUT_LENGTH[name], width))
-
-
-def forward_flops(net: Network, layer: int) -> int:
-    """FLOPs of one neuron's value on one window: conv blocks 1..layer-1 in full + one dot."""
-    from .scoring import block_shapes
-
-    neuron = net.config.convs[layer - 1]
-    blocks = sum(2 * out_len * width * cout
-                 for out_len, width, cout in block_shapes(net.config, layer))
-    return blocks + 2 * neuron.kernel_width * neuron.in_channels
 
 
 # -- one case ----------------------------------------------------------------------------
-def _compiled(fn, *args):
-    """(compiled program, compile seconds, temporary buffer MB)."""
-    t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    seconds = time.perf_counter() - t0
-    try:
-        temp_mb = compiled.memory_analysis().temp_size_in_bytes / 2 ** 20
-    except (AttributeError, TypeError):  # not reported by every backend
-        temp_mb = float("nan")
-    return compiled, seconds, round(temp_mb, 1)
-
-
-def _run_seconds(compiled, args, repeats: int) -> float:
-    return _best_seconds(lambda: jax.block_until_ready(compiled(*args)), repeats)
-
-
 def bench_layer(name: str, width: float, layer: int, population: int | None, neuron_batch: int,
                 precision: str, population_chunk: int | str | None, repeats: int) -> dict:
     """Scoring and GA-generation throughput of one layer (see the module docstring).
@@ -160,15 +57,15 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     The fp32 matmul peak is measured again inside the case, so the fraction of peak compares
     two figures taken under the same load of a shared machine.
     """
-    from . import sampling
-    from .scoring import layer_precision, make_score_fn, make_value_fn
+    from . import ga
+    from .config import DecodeConfig
+    from .scoring import make_score_fn, make_value_fn
 
     load_before = load_average()
     peak = matmul_peak(repeats=3)["fp32_peak"]
     net = model(name, width)
-    precision = layer_precision(net.config, layer, precision)
-    n_len = net.receptive_field(layer)
-    pop = population or sampling.population_size(n_len)
+    cfg = ga.ga_config(net, layer, DecodeConfig(population=population, precision=precision))
+    precision, n_len, pop = cfg.precision, cfg.length, cfg.population
     batch = min(neuron_batch, net.channels(layer))
     neurons = jnp.arange(batch, dtype=jnp.int32)
     key = jax.random.key(0)
@@ -179,20 +76,13 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     value_fn = make_value_fn(net, layer, precision=precision,
                              population_chunk=population_chunk)
     score = jax.vmap(score_fn, in_axes=(None, 0, 0))
-    score_prog, score_compile, score_temp = _compiled(score, net.params, x, neurons)
-    score_s = _run_seconds(score_prog, (net.params, x, neurons), repeats)
+    score_prog, score_compile, score_temp = compiled_program(score, net.params, x, neurons)
+    score_s = run_seconds(score_prog, (net.params, x, neurons), repeats)
 
-    settings = sampling.GASettings(population=pop, length=n_len,
-                                   shifts=net.shift_multiplicity(layer), elite_fraction=0.1,
-                                   max_generations=200, patience=10, mutation="reference",
-                                   precision=precision)
-    step = jax.vmap(functools.partial(sampling.ga_generation, score_fn, value_fn, settings),
-                    in_axes=(None, 0, 0))
-    state = sampling.Population(bases=bases, key=jax.random.split(key, batch),
-                                best_mean=jnp.full(batch, -jnp.inf), stall=jnp.zeros(batch, int),
-                                generation=jnp.zeros(batch, int), done=jnp.zeros(batch, bool))
-    step_prog, step_compile, step_temp = _compiled(step, net.params, state, neurons)
-    step_s = _run_seconds(step_prog, (net.params, state, neurons), repeats)
+    step = jax.vmap(functools.partial(ga.step, score_fn, value_fn, cfg), in_axes=(None, 0, 0))
+    state, _ = ga.first_states(cfg, list(jax.random.split(key, batch)))
+    step_prog, step_compile, step_temp = compiled_program(step, net.params, state, neurons)
+    step_s = run_seconds(step_prog, (net.params, state, neurons), repeats)
 
     fwd = forward_flops(net, layer)
     model_flops = 3 * fwd
@@ -228,8 +118,9 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     sample-set cap (the paper's is 100,000; the per-bin cap scales with it) to bound the
     decoupling's feature maps in memory.
     """
-    from . import sampling
-    from .decode import DecodeConfig, neuron_key, summarise
+    from .config import DecodeConfig
+    from .decoder import neuron_key, summarise
+    from .slots import run_ga
 
     load_before = load_average()
     net = model("basset", 1.0)
@@ -237,12 +128,12 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     if max_samples is not None:
         config = dataclasses.replace(config, max_samples=max_samples,
                                      per_bin=max(1, max_samples // config.sample_bins))
-    compiling = _compile_clock()
+    compiling = compile_clock()
     rows = []
     for neurons in batches:
         keys = [neuron_key(0, layer, n) for n in neurons]
         c0, t0 = compiling(), time.perf_counter()
-        sets, generations = sampling.run_ga(net, layer, neurons, keys, config)
+        sets, generations = run_ga(net, layer, neurons, keys, config)
         t1 = time.perf_counter()
         results = [summarise(net, layer, n, bases, f, k, 1, g, config)
                    for n, (bases, f), k, g in zip(neurons, sets, keys, generations)]
@@ -277,19 +168,6 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
                 round(AUTHORS_SECONDS_PER_GENERATION[layer] / per_generation, 1),
             "peak_rss_mb": peak_rss_mb(),
             "load_before": load_before, "load_after": load_average()}
-
-
-def _compile_clock():
-    """A function giving the seconds JAX has spent tracing, lowering and compiling since this
-    call (from `jax.monitoring` duration events)."""
-    total = [0.0]
-
-    def listen(event: str, seconds: float, **_) -> None:
-        if event in COMPILE_EVENTS:
-            total[0] += seconds
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    return lambda: total[0]
 
 
 # -- orchestration -----------------------------------------------------------------------
@@ -451,7 +329,7 @@ def parse_args(argv=None):
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's, from the receptive field)")
     p.add_argument("--neuron-batch", type=int, default=1, help="neurons per compiled call")
-    p.add_argument("--precision", default="auto", choices=("auto",) + PRECISIONS,
+    p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                    help="GA passes: auto (as the decoder: bf16 below convs of >= 128 channels), "
                         "fp32 or bf16")
     p.add_argument("--population-chunk", default="auto",

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .config import (AUTHORS_READING, DEFAULT_SEGMENT_RULE, EMPTY_BIN_RULES, METHODS,
+                     MUTATION_RULES, PRECISION_CHOICES, RATIO_RULES, SEEDING_RULES,
+                     SEGMENT_RULES, DecodeConfig)
 from .errors import NmjaxError
 
 
@@ -81,8 +84,7 @@ def decode_config(args):
     """The DecodeConfig of the decode settings on the command line (`_decode_settings_args`)."""
     import dataclasses
 
-    from .decode import AUTHORS_READING, DecodeConfig
-    from .distribute import parse_size
+    from .devices import parse_size
 
     rounds = int(args.rounds) if args.rounds.isdigit() else args.rounds  # DecodeConfig checks it
     readings = AUTHORS_READING if args.authors_reading else {}
@@ -107,7 +109,7 @@ def decode_config(args):
 
 def cmd_decode(args) -> int:
     import nmjax
-    from .decode import decode
+    from .decoder import decode
     from .distribute import Shard, decode_shard
 
     config = decode_config(args)
@@ -406,7 +408,7 @@ def _reading_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--authors-reading", action="store_true",
                    help="every rule below as the authors' code has it; a choice flag given "
                         "with it sets that rule")
-    g.add_argument("--seeding", default=None, choices=("window", "authors"),
+    g.add_argument("--seeding", default=None, choices=SEEDING_RULES,
                    help="lower-layer motifs in the GA's first population: whole free windows "
                         "(default) or the authors' (IC > 1 cores protected, every subset, "
                         "c in 20 equal-mass bins)")
@@ -416,12 +418,12 @@ def _reading_args(p: argparse.ArgumentParser) -> None:
                    help="keep every enumerated window with f > 0 (authors; default: cap)")
     g.add_argument("--patience", type=int, default=None,
                    help="GA stop: generations without a better mean (paper 10, authors 11)")
-    g.add_argument("--rounds-ratio", default=None, choices=("pooled", "per-subset"),
+    g.add_argument("--rounds-ratio", default=None, choices=RATIO_RULES,
                    help="rounds rule ratio: max conact / max act (default) or the max over "
                         "subsets of conact / act (authors)")
     g.add_argument("--ratio-tie-margin", type=float, default=None,
                    help="rounds decisions within this ratio margin pass (default: 1e-5)")
-    g.add_argument("--empty-bin", default=None, choices=("nearest", "above"),
+    g.add_argument("--empty-bin", default=None, choices=EMPTY_BIN_RULES,
                    help="an empty PPM bin reuses the nearest bin (default) or the one above "
                         "(authors)")
 
@@ -432,11 +434,10 @@ def _decode_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neurons", default=None, help="neurons of each layer, e.g. 0-15 (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", default="auto", help="decoupling rounds: auto (t-test rule) or N")
-    p.add_argument("--method", default="neuronmotif",
-                   choices=("neuronmotif", "kelley", "alipanahi", "saliency"))
-    p.add_argument("--mutation", default="reference", choices=("reference", "paper", "continuous"),
+    p.add_argument("--method", default="neuronmotif", choices=METHODS)
+    p.add_argument("--mutation", default="reference", choices=MUTATION_RULES,
                    help="GA mutation rule (default: reference)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+    p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                    help="GA passes in bf16 or fp32; auto: bf16 below convs of >= 128 channels "
                         "(kept samples are re-scored in fp32 either way)")
     p.add_argument("--population", type=int, default=None,
@@ -448,9 +449,8 @@ def _decode_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-budget", default=None,
                    help="temporary GA memory per device, e.g. 8G: lowers the neuron batch of a "
                         "layer to fit (default: no limit)")
-    from .motifs import DEFAULT_SEGMENT_RULE, SEGMENT_RULES
-
-    p.add_argument("--segment-rule", default=DEFAULT_SEGMENT_RULE, choices=tuple(SEGMENT_RULES),
+    p.add_argument("--segment-rule", default=DEFAULT_SEGMENT_RULE,
+                   choices=SEGMENT_RULES,
                    help="how PPMs are cut into motifs for motifs.meme and the grammar "
                         f"(default: {DEFAULT_SEGMENT_RULE}; see README, Matching and grammar)")
     _reading_args(p)
@@ -463,8 +463,6 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .motifs import SEGMENT_RULES
-
     parser = argparse.ArgumentParser(prog="nmjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="print the conv layers, receptive fields and shift multiplicities")
@@ -530,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grammar", help="motif dictionary and grammar (syntax) of every neuron, "
                                        "and the model's grammars ranked by neurons")
     _analysis_args(p)
-    p.add_argument("--rule", default=None, choices=tuple(SEGMENT_RULES),
+    p.add_argument("--rule", default=None, choices=SEGMENT_RULES,
                    help="segmentation rule (default: the one the decode used, run.json)")
     p.set_defaults(func=cmd_grammar)
     p = sub.add_parser("diagnose", help="alive, sick and dead neurons per layer (text and JSON)")

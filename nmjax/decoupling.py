@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .sampling import draw_indices
+from .draws import draw_indices
 
 if TYPE_CHECKING:
-    from .decode import DecodeConfig
+    from .config import DecodeConfig
     from .network import Network
 
 
@@ -71,7 +71,7 @@ def _members(labels, w, k):
     return jax.nn.one_hot(labels, k, dtype=w.dtype) * w[:, None, None]
 
 
-def _lloyd(x, x_sq, w, centres, tol, max_iter):
+def lloyd(x, x_sq, w, centres, tol, max_iter):
     """Weighted Lloyd iterations of R restarts at once, each stopping on its own (squared
     centre shift <= tol, or max_iter); an empty cluster keeps its centre.
 
@@ -137,7 +137,7 @@ def weighted_kmeans(key: jax.Array, x: jax.Array, w: jax.Array, *, k: int, resta
     tol_abs = tol * jnp.maximum((w @ x_sq) / total - jnp.sum(mean * mean), 0.0) / x.shape[1]
     seeds = jax.vmap(lambda key: _kmeans_plus_plus(key, x, x_sq, w, k))(
         jax.random.split(key, restarts))
-    labels, inertia = _lloyd(x, x_sq, w, seeds, tol_abs, max_iter)
+    labels, inertia = lloyd(x, x_sq, w, seeds, tol_abs, max_iter)
     best = jnp.argmin(inertia)
     return labels[:, best], inertia[best]
 

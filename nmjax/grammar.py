@@ -21,14 +21,15 @@ from typing import Sequence
 
 import numpy as np
 
+from .config import DEFAULT_SEGMENT_RULE
 from .diagnose import parse_ppm_name, read_neurons
 from .dictionary import DictionaryParams, greedy_clusters, neuron_dictionary
-from .frames import DecodedPPM
 from .fileio import write_text
+from .frames import DecodedPPM
 from .matching import TomtomParams, decoded_layers, read_layer_motifs
 from .meme import Motif, write_meme
 from .motifdb import DEFAULT_RELEASE, load_motif_db
-from .motifs import DEFAULT_SEGMENT_RULE, information_content, segment_rule
+from .motifs import information_content, segment_rule
 from .syntax import SyntaxParams, neuron_syntax
 
 

@@ -16,7 +16,6 @@ def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:
     return np.clip(idx, 0, bins - 1)
 
 
-EMPTY_BIN_RULES = ("nearest", "above")
 
 
 def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20, empty: str = "nearest"
@@ -106,7 +105,6 @@ SEGMENT_RULES = {
     # each side), at least int(1.5 * flank) + 3 = 4 bp
     "reference": SegmentRule("reference", 30.0, "nat", 1.0, 3, 1, 1, 4),
 }
-DEFAULT_SEGMENT_RULE = "reference"
 
 
 def segment_rule(name: str) -> SegmentRule:

@@ -13,7 +13,6 @@ put `activation='relu'` inside Conv1D and BatchNorm after it).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 from typing import Any, Callable
@@ -25,6 +24,7 @@ import numpy as np
 
 from .errors import ModelError
 from .fileio import atomic_path
+from .programs import compiled
 
 CHECKPOINT_FORMAT = "nmjax-network"
 CHECKPOINT_VERSION = 1
@@ -132,7 +132,8 @@ def shift_multiplicity(pools: list[int] | tuple[int, ...], layer: int) -> int:
     return int(np.prod(pools[: layer - 1], dtype=np.int64))
 
 
-def _maxpool(x: jax.Array, pool: int) -> jax.Array:
+def maxpool(x: jax.Array, pool: int) -> jax.Array:
+    """Non-overlapping max-pool of (..., length, channels) by `pool` (a short tail dropped)."""
     if pool == 1:
         return x
     length = (x.shape[-2] // pool) * pool
@@ -173,7 +174,7 @@ class ConvStack(nn.Module):
             h = activation_fn(spec.activation)(self.convs[i](h))
             if self.post[i] is not None:
                 h = h * self.post[i][0] + self.post[i][1]
-            h = _maxpool(h, spec.pool)
+            h = maxpool(h, spec.pool)
         return h
 
     def conv_output(self, x: jax.Array, layer: int) -> jax.Array:
@@ -313,7 +314,7 @@ def _flatten(tree: dict, prefix=()) -> dict:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@compiled(maxsize=None)
 def _jit_method(config: NetworkConfig, method: str, layer):
     """One compiled program per (architecture, method, layer), shared by all networks."""
     module, args, fn = ConvStack(config), () if layer is None else (layer,), getattr(ConvStack, method)
@@ -322,7 +323,7 @@ def _jit_method(config: NetworkConfig, method: str, layer):
                                                   method=fn))
 
 
-@functools.lru_cache(maxsize=None)
+@compiled(maxsize=None)
 def _neuron_values(config: NetworkConfig, layer: int):
     return jax.jit(jax.vmap(Network(config, {}).neuron_fn(layer), in_axes=(None, 0, 0)))
 

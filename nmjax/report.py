@@ -131,7 +131,7 @@ def summary_section(out_dir: Path) -> str:
                       for l in sorted(summary, key=int, reverse=True)))
 
 
-def _tf_groups(found: list[Match]) -> list[str]:
+def tf_groups(found: list[Match]) -> list[str]:
     """Per matched motif, its best TF named with its paralog ties (dictionary.tied_names, e.g.
     CEBPB/CEBPE); best p first, a group listed only if it adds a TF not listed before."""
     params, by_query = DictionaryParams(), {}
@@ -174,7 +174,7 @@ def _layer_section(out_dir: Path, report: Path, layer: int, diag: dict) -> tuple
                        key=lambda m: m.p_value)
         best_txt = (f"{escape(found[0].target)} {escape(found[0].target_name)} "
                     f"(q = {fmt(found[0].q_value)})" if found else "-")
-        tfs = _tf_groups(found)
+        tfs = tf_groups(found)
         tfs_txt = escape(", ".join(tfs[:MAX_TFS_LISTED]) + (", ..." if len(tfs) > MAX_TFS_LISTED
                                                             else "")) or "-"
         link = str(neuron)

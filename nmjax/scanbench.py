@@ -1,6 +1,6 @@
 """Scanning throughput (`python -m nmjax.bench --scan`): full-size Basset, every layer-3 neuron.
 
-Random weights with folded BatchNorm statistics (`nmjax.bench.random_network`); a random
+Random weights with folded BatchNorm statistics (`nmjax.benchkit.random_network`); a random
 sequence of `bases` bases scanned on both strands. Two figures:
 - the scanning program alone (one compiled call on a batch of chunks, best of `repeats`);
 - the whole pass (`nmjax.scan.stream_candidates`: chunk extraction, the program, the streaming
@@ -16,7 +16,7 @@ import time
 import jax
 import numpy as np
 
-from .bench import load_average, matmul_peak, model, peak_rss_mb
+from .benchkit import load_average, matmul_peak, model, peak_rss_mb
 
 LAYER = 3
 

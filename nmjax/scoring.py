@@ -35,10 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .config import PRECISIONS
 from .errors import NmjaxError
 from .network import Network, NetworkConfig, activation_fn, receptive_field
 
-PRECISIONS = ("fp32", "bf16")
 # precision='auto' picks bf16 for a layer when a conv below it is at least this wide: with
 # Basset's 300-channel first conv a layer-2 generation ran 1.6x faster in bf16 than in fp32,
 # while on the bundled example's 24-32-channel convs bf16 gained 0-2 % (layer 5), before the
@@ -79,8 +79,8 @@ def fold_windows(u: jax.Array, width: int) -> jax.Array:
     return sum(jnp.pad(u[..., i, :], lead + [(i, width - 1 - i), (0, 0)]) for i in range(width))
 
 
-def _pool_max(a: jax.Array, pool: int) -> tuple[jax.Array, jax.Array | None]:
-    """`network._maxpool` of a (C, L, ch) and, per window, the phase of its first maximum
+def pool_max(a: jax.Array, pool: int) -> tuple[jax.Array, jax.Array | None]:
+    """`network.maxpool` of a (C, L, ch) and, per window, the phase of its first maximum
     (int8), from one variadic reduce: the gradient then reads the small index instead of a."""
     if pool == 1:
         return a, None
@@ -96,8 +96,8 @@ def _pool_max(a: jax.Array, pool: int) -> tuple[jax.Array, jax.Array | None]:
                           (2,))
 
 
-def _pool_grad(d: jax.Array, argmax: jax.Array | None, pool: int, length: int) -> jax.Array:
-    """Gradient of `_pool_max` (input length `length`): d goes to the first maximal entry of each
+def pool_grad(d: jax.Array, argmax: jax.Array | None, pool: int, length: int) -> jax.Array:
+    """Gradient of `pool_max` (input length `length`): d goes to the first maximal entry of each
     window, as TensorFlow's max-pool gradient does (JAX splits ties evenly)."""
     if pool == 1:
         return d
@@ -158,12 +158,12 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
             fn = _elementwise(spec, blk["post"])
             first = _pool_first(spec)
             if first:  # max-pool the raw dot; bias and activation on 1/pool of it
-                pooled, argmax = _pool_max(z, spec.pool)
+                pooled, argmax = pool_max(z, spec.pool)
                 pre = pooled + blk["b"]
                 h = fn(pre)
             else:
                 pre = z + blk["b"]
-                h, argmax = _pool_max(fn(pre), spec.pool)
+                h, argmax = pool_max(fn(pre), spec.pool)
             saved.append((fn, pre, argmax, z.shape[1], first))
         # the neuron's own dot as a mat-vec on flat windows (an einsum over (l, c) transposed them)
         k = w.shape[0]
@@ -176,9 +176,9 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
                                                                saved[::-1]):
             pullback = jax.vjp(fn, pre)[1]
             if first:
-                d = _pool_grad(pullback(d)[0], argmax, spec.pool, length)
+                d = pool_grad(pullback(d)[0], argmax, spec.pool, length)
             else:
-                d = pullback(_pool_grad(d, argmax, spec.pool, length))[0]
+                d = pullback(pool_grad(d, argmax, spec.pool, length))[0]
             du = jnp.dot(d.reshape(-1, d.shape[-1]).astype(dtype), blk["wt"],
                          preferred_element_type=jnp.float32)
             d = fold_windows(du.reshape(*d.shape[:-1], -1), spec.kernel_width)

@@ -32,10 +32,9 @@ import numpy as np
 from .motifs import information_content, value_bins
 
 if TYPE_CHECKING:
-    from .decode import LayerResult
+    from .results import LayerResult
     from .network import Network
 
-SEEDING_RULES = ("window", "authors")
 CONTRIBUTION_BINS = 20  # the authors' equal-mass bins of c
 MIN_CORE = 4            # the authors' motif: more than 3 positions with IC > 1
 

@@ -1,6 +1,6 @@
 """The GA's host loop: a fixed number of neuron slots, each refilled as its neuron stops.
 
-One call of a layer's compiled generation program (`sampling._ga_step`) advances `slots`
+One call of a layer's compiled generation program (`nmjax.ga.step_program`) advances `slots`
 populations by one generation. Neurons stop after different numbers of generations (the stop
 rule), and a stopped population is carried unchanged and inactive; without refilling, a batch
 waits for its slowest neuron. Here a stopped slot takes the next neuron of the layer at once (its
@@ -19,12 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import distribute, sampling
-from .sampling import Generation, SampleSet, finish_samples, neuron_rng, rescore
+from . import devices, ga
+from .ga import Generation
+from .sampling import SampleSet, finish_samples, neuron_rng, rescore
 from .seeding import Seeding, no_seeding
 
 if TYPE_CHECKING:
-    from .decode import DecodeConfig
+    from .config import DecodeConfig
     from .network import Network
 
 
@@ -44,9 +45,9 @@ def _put_slot(state, fresh, slot):
         lambda a, b: jax.lax.dynamic_update_index_in_dim(a, b[0], slot, 0), state, fresh)
 
 
-def _initialiser(settings, seeding: Seeding | None):
+def _initialiser(cfg, seeding: Seeding | None):
     """fresh(key, i): the initial one-neuron population of the i-th neuron to decode."""
-    init = sampling._ga_init(settings, None if seeding is None else seeding.placement)
+    init = ga.init_program(cfg, None if seeding is None else seeding.placement)
     contribution, shared = no_seeding(1) if seeding is None else seeding.device_arrays()
     if seeding is None:
         return lambda key, i: init(key[None], contribution, shared)[0]
@@ -62,7 +63,7 @@ def _first_slots(fresh, keys, neurons, slots):
     idle = jnp.arange(slots) >= len(neurons)
     pop = dataclasses.replace(pop, done=pop.done | idle)
     ids = jnp.asarray([neurons[min(k, len(neurons) - 1)] for k in range(slots)], jnp.int32)
-    return distribute.shard_neurons((pop, ids))
+    return devices.shard_neurons((pop, ids))
 
 
 def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
@@ -77,16 +78,16 @@ def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Arr
     """
     if not neurons:
         return
-    settings = sampling.ga_settings(net, layer, config)
-    step = sampling._ga_step(net, layer, settings)  # looked up here: tests wrap it
-    fresh = _initialiser(settings, seeding)
-    sets = [SampleSet.empty(settings.length) for _ in neurons]
+    cfg = ga.ga_config(net, layer, config)
+    step = ga.step_program(net, layer, cfg)  # looked up here: tests wrap it
+    fresh = _initialiser(cfg, seeding)
+    sets = [SampleSet.empty(cfg.length) for _ in neurons]
     rngs = [neuron_rng(k) for k in keys]
     usage = usage if usage is not None else SlotUsage()
     pop, ids = _first_slots(fresh, keys, neurons, slots)
     owner = [k if k < len(neurons) else None for k in range(slots)]
     upcoming = iter(range(slots, len(neurons)))
-    values = (sampling._population_values(net, layer, settings)
+    values = (ga.values_program(net, layer, cfg)
               if config.keep_initial_population else None)
 
     def keep_initial(slot_pop, slot_ids, owners):
@@ -116,7 +117,7 @@ def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Arr
                 sets[i].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[i])
             if stopped[k]:  # hand the samples over and drop the host accumulator
                 done, sets[i] = sets[i], None
-                yield i, _finish(net, layer, neurons[i], done, rngs[i], config, settings), \
+                yield i, _finish(net, layer, neurons[i], done, rngs[i], config, cfg), \
                     int(generations[k])
 
     pending = None
@@ -141,10 +142,26 @@ def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Arr
     yield from collect(*pending)
 
 
-def _finish(net, layer, neuron, samples, rng, config, settings):
+def _finish(net, layer, neuron, samples, rng, config, cfg):
     """A stopped neuron's (bases, f): deduplicated, capped, re-scored in float32 when the GA
     ran in lower precision."""
     bases, f = finish_samples(samples, config, rng)
-    if settings.precision != "fp32":
-        return rescore(net, layer, neuron, bases, settings.population)
+    if cfg.precision != "fp32":
+        return rescore(net, layer, neuron, bases, cfg.population)
     return bases, f
+
+
+def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
+           config: "DecodeConfig", seeding: Seeding | None = None, slots: int | None = None
+           ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+    """Run the GA for neurons of one layer in one compiled program of `slots` neurons per call
+    (default: all of them), a finished neuron's slot refilled with the next (`nmjax.slots`).
+
+    Returns per neuron the (bases, f) sample set (deduplicated, capped, f descending) and the
+    number of generations it ran.
+    """
+    results, generations = [None] * len(neurons), [0] * len(neurons)
+    for i, samples, gens in ga_stream(net, layer, neurons, keys, config, seeding,
+                                      slots or len(neurons)):
+        results[i], generations[i] = samples, gens
+    return results, generations

@@ -28,7 +28,7 @@ from .architectures import build_config
 from .errors import NmjaxError
 from .fileio import write_text
 from .meme import write_meme
-from .network import Network, NetworkConfig, _maxpool, activation_fn
+from .network import Network, NetworkConfig, maxpool, activation_fn
 from .simulate import SimulationConfig, planted_motifs, resolve_motifs, simulate
 
 
@@ -52,7 +52,7 @@ class TrainingModule(nn.Module):
             z = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, name=f"bn{l}")(z)
             self.sow("intermediates", f"conv{l}_output", z)
-            h = _maxpool(activation_fn(spec.activation)(z), spec.pool)
+            h = maxpool(activation_fn(spec.activation)(z), spec.pool)
         last = len(self.config.head)
         for j, op in enumerate(self.config.head, start=1):
             if op.kind == "flatten":

@@ -25,7 +25,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from .decode import DecodeConfig, check_same_run, clipped_neurons, layer_neurons, requested_layers
+from .config import DecodeConfig
+from .decoder import check_same_run, clipped_neurons, layer_neurons, requested_layers
 from .distribute import neuron_ranges
 from .errors import NmjaxError
 from .fileio import write_text

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nmjax
 from nmjax.cli import main
 from nmjax.motifdb import jaspar_motif
 from nmjax.probe import probe
@@ -25,8 +24,8 @@ TOP = 40
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nmjax.load()
+def net(example_net):
+    return example_net
 
 
 @pytest.fixture(scope="module")

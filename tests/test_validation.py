@@ -8,11 +8,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-import nmjax
 from nmjax.cli import main
+from nmjax.grammar import grammar_run
 from nmjax.logo import GLYPH_DEFS
 from nmjax.meme import Motif, write_meme
-from nmjax.grammar import grammar_run
 from nmjax.motifdb import jaspar_motif, load_motif_db
 from nmjax.scan import ScanSettings, scan
 from nmjax.sequences import write_fasta
@@ -33,8 +32,8 @@ def db():
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nmjax.load()
+def net(example_net):
+    return example_net
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@
 Each neuron's PRNG key is fold_in(fold_in(key(seed), layer), neuron), and a neuron's samples do
 not depend on which neurons share a call of the GA program (nmjax.slots), so a resumed run
 gives the same output as an uninterrupted one. The batch is spread over the local devices and
-fitted to a memory budget,
-and a layer can be split into shards run on several machines, then merged: nmjax.distribute.
+fitted to a memory budget (nmjax.devices), and a layer can be split into shards run on several
+machines, then merged (nmjax.distribute).
 
 Output directory (per layer L):
     layer{L}/samples/neuron{N}.h5   sampled sequences (bases 0..3 = ACGT), f, generations
@@ -26,7 +26,6 @@ row `neuron 0 0 nan nan` with an empty consensus.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import platform
@@ -36,164 +35,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import baselines, decoupling, distribute, motifs, sampling
+from . import baselines, decoupling, devices, ga, motifs, programs, sampling
+from .config import FREE_SETTINGS, VERSION, DecodeConfig
 from .errors import NmjaxError
 from .fileio import atomic_path, check_output_dir, write_text
 from .meme import Motif, write_meme
-from .scoring import PRECISIONS
-from .seeding import SEEDING_RULES, seeding_for
+from .results import LayerResult, NeuronResult
+from .seeding import seeding_for
 from .slots import SlotUsage, ga_stream
-
-METHODS = ("neuronmotif", "kelley", "alipanahi", "saliency")
-RATIO_RULES = ("pooled", "per-subset")
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeConfig:
-    """Every size, rate and rule of the decoder; defaults are the paper's values.
-
-    population: GA population (None = the paper's clip(floor(N/20)*1000, 2000, 5000)).
-    rounds: decoupling rounds, an int or 'auto' (the t-test rule, up to max_rounds).
-    neuron_batch: neurons per call of the layer's compiled GA program (rounded up to a
-        multiple of the device count; see nmjax.distribute); a slot whose neuron stops takes
-        the layer's next neuron (nmjax.slots). 1 by default: on a 2-core CPU a batch of 4 cost
-        1.7x per neuron (Basset layers 2-3) and 1.8x (example layer 3), measured before slots
-        were refilled, as the cores are already busy with one neuron; raise it on a GPU.
-    memory_budget: bytes of temporary GA memory per device (None = no limit); lowers the
-        neuron batch of a layer whose estimated memory exceeds it (at least 1 neuron).
-    precision: the GA's forward and gradient passes in 'fp32', 'bf16' or 'auto' (bf16 where a
-        conv below the layer is wide: `nmjax.scoring.layer_precision`); the f of every kept
-        sample is re-scored in float32 (`sampling.rescore`), so outputs carry float32 values.
-    segment_rule: how motifs.meme cuts the PPMs into segments and the grammar's dictionary
-        reads them (`nmjax.motifs.SEGMENT_RULES`: 'reference', the authors' code, or 'paper').
-
-    Where the authors' code reads the method differently, the option below holds both readings
-    (`AUTHORS_READING` sets all of theirs; bench/fidelity.py measures each):
-    seeding: 'window' (a lower-layer motif is written only where its whole window is free, so
-        kernel-3 pool-2 nets get one per sequence) or 'authors' (only the IC > 1 core of a
-        placed motif is protected, every subset of the drawn neuron is written, c is flattened
-        into 20 equal-mass bins): `nmjax.seeding`.
-    keep_initial_population: the (seeded) initial population joins the sample set (authors).
-    cap_enumerated: cap enumerated samples (receptive field < enumerate_below) at max_samples
-        like GA ones; False keeps every window with f > 0 (authors).
-    patience: the GA stops after this many generations without a better mean f; the paper says
-        10 (default), the authors' code stops after 11.
-    rounds_ratio: the ratio the rounds rule tests per neuron: 'pooled' max conact / max act
-        over its subsets, or 'per-subset' the max over subsets of conact / act (authors;
-        never lower, so it never asks for more rounds). run.json records each round's test.
-    ratio_tie_margin: a rounds decision that would change if every ratio moved by up to this
-        much is a tie, decided as passing (the fewer rounds), so float rounding of ratios near
-        the threshold cannot flip it (`nmjax.decoupling.rounds_test`). 1e-5 is 100 times the
-        float32 rounding of a ratio and moves t by under 0.01 for 30 neurons of sd 0.05.
-    empty_bin: an empty PPM value bin reuses the 'nearest' non-empty bin (the lower on a tie)
-        or the one 'above' it (authors): `nmjax.motifs.weighted_ppm`.
-    """
-
-    method: str = "neuronmotif"
-    mutation: str = "reference"
-    precision: str = "auto"
-    population: int | None = None
-    elite_fraction: float = 0.1
-    max_generations: int = 200
-    patience: int = 10
-    max_samples: int = 100_000
-    sample_bins: int = 20
-    per_bin: int = 5_000
-    cap_every: int = 5
-    enumerate_below: int = 11
-    seed_from_previous: bool = True
-    neuron_batch: int = 1
-    memory_budget: int | None = None
-    rounds: int | str = "auto"
-    max_rounds: int = 3
-    ratio_threshold: float = 0.95
-    ratio_p_value: float = 0.1
-    rounds_ratio: str = "pooled"
-    ratio_tie_margin: float = 1e-5
-    seeding: str = "window"
-    keep_initial_population: bool = False
-    cap_enumerated: bool = True
-    empty_bin: str = "nearest"
-    min_split: int = 50
-    kmeans_restarts: int = 4
-    kmeans_tol: float = 1e-4
-    kmeans_max_iter: int = 300
-    ppm_bins: int = 20
-    laplace_pseudocount: float = 80.0
-    segment_rule: str = motifs.DEFAULT_SEGMENT_RULE
-
-    def __post_init__(self):
-        for name, choices in (("method", METHODS), ("mutation", sampling.MUTATION_RULES),
-                              ("precision", ("auto",) + PRECISIONS), ("seeding", SEEDING_RULES),
-                              ("rounds_ratio", RATIO_RULES),
-                              ("empty_bin", motifs.EMPTY_BIN_RULES)):
-            if getattr(self, name) not in choices:
-                raise NmjaxError(f"unknown {name} {getattr(self, name)!r}; choose from "
-                                 f"{', '.join(choices)}")
-        if not (self.rounds == "auto" or (isinstance(self.rounds, int) and self.rounds >= 1)):
-            raise NmjaxError(f"rounds must be 'auto' or a positive integer, not {self.rounds!r}")
-        for name in ("neuron_batch", "patience", "max_rounds"):
-            if getattr(self, name) < 1:
-                raise NmjaxError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.memory_budget is not None and self.memory_budget < 1:
-            raise NmjaxError(f"memory_budget must be a positive number of bytes, not "
-                             f"{self.memory_budget}")
-        motifs.segment_rule(self.segment_rule)   # a clear error for an unknown rule
-        if self.population is not None and self.population < 10:
-            raise NmjaxError(f"population {self.population} is too small (at least 10)")
-        if not 0 <= self.ratio_tie_margin < 1:
-            raise NmjaxError(f"ratio_tie_margin must be in [0, 1), not {self.ratio_tie_margin}")
-        for name in ("keep_initial_population", "cap_enumerated", "seed_from_previous"):
-            if not isinstance(getattr(self, name), bool):
-                raise NmjaxError(f"{name} must be True or False, not {getattr(self, name)!r}")
-
-
-# the authors' reading of every rule where it differs from the paper's (DecodeConfig docstring)
-AUTHORS_READING = {"seeding": "authors", "keep_initial_population": True,
-                   "cap_enumerated": False, "patience": 11, "rounds_ratio": "per-subset",
-                   "empty_bin": "above"}
-
-
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["ppms", "n", "act", "conact", "consensus"],
-                   meta_fields=["layer", "neuron", "generations", "rounds"])
-@dataclasses.dataclass(frozen=True)
-class NeuronResult:
-    """The decoded subsets of one neuron (S subsets; S = 0 for a dead neuron).
-
-    ppms: (S, N, 4) activation-weighted PPMs (unsmoothed) over the receptive field;
-    n: (S,) sequences per subset; act: (S,) max f; conact: (S,) f of the consensus;
-    consensus: (S, N) uint8 bases (ACGT = 0..3). generations: GA generations (0 = enumerated).
-    """
-
-    ppms: np.ndarray
-    n: np.ndarray
-    act: np.ndarray
-    conact: np.ndarray
-    consensus: np.ndarray
-    layer: int
-    neuron: int
-    generations: int
-    rounds: int
-
-    @property
-    def dead(self) -> bool:
-        return len(self.n) == 0
-
-    def smoothed(self, pseudocount: float = 80.0) -> np.ndarray:
-        """Laplace-smoothed PPMs (S, N, 4)."""
-        return np.stack([motifs.laplace(p, n, pseudocount) for p, n in zip(self.ppms, self.n)]) \
-            if len(self.n) else self.ppms
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerResult:
-    """Decoded neurons of one layer and how long they took."""
-
-    layer: int
-    neurons: dict[int, NeuronResult]
-    rounds: int
-    timings: dict
 
 
 def neuron_key(seed: int, layer: int, neuron: int) -> jax.Array:
@@ -324,7 +173,7 @@ def _write_samples(path: Path, layer: int, neuron: int, bases, f, generations: i
                              "alphabet": "ACGT", "method": config.method})
 
 
-def _read_samples(path: Path):
+def read_samples(path: Path):
     import h5py
 
     with h5py.File(path, "r") as h5:
@@ -374,9 +223,7 @@ def write_layer(out: Path, result: LayerResult, config: DecodeConfig) -> None:
 
 
 def _versions() -> dict:
-    import nmjax
-
-    return {"nmjax": nmjax.__version__, "jax": jax.__version__, "numpy": np.__version__,
+    return {"nmjax": VERSION, "jax": jax.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "backend": jax.default_backend()}
 
 
@@ -390,12 +237,6 @@ def _update_run_json(out: Path, seed: int, config: DecodeConfig, model: str,
     if result is not None:
         run["layers"][str(result.layer)] = {**result.timings, "rounds": result.rounds}
     write_text(path, json.dumps(run, indent=2, sort_keys=True) + "\n")
-
-
-# settings that may change between runs into one directory: the rounds choice (per-neuron
-# results are stored per number of rounds) and the batching (results do not depend on it)
-FREE_SETTINGS = frozenset({"rounds", "max_rounds", "ratio_threshold", "ratio_p_value",
-                           "rounds_ratio", "ratio_tie_margin", "neuron_batch", "memory_budget"})
 
 
 def settings_diff(old_parameters: dict, old_seed: int, config: DecodeConfig, seed: int) -> dict:
@@ -474,13 +315,13 @@ def sample_layer(net, layer: int, neurons: list[int], seed: int, config: DecodeC
     sample_path = (lambda n: d / "samples" / f"neuron{n}.h5") if d else None
     todo = [n for n in neurons if d is None or not sample_path(n).exists()]
     timings = _sampling_settings(net, layer, config, neurons)
-    samples = {n: _read_samples(sample_path(n)) for n in neurons if n not in todo}
+    samples = {n: read_samples(sample_path(n)) for n in neurons if n not in todo}
     usage = SlotUsage()
     t0 = time.perf_counter()
     with tqdm(total=len(neurons), initial=len(samples), desc=f"layer {layer} sampling",
               unit="neuron", disable=not progress) as bar:
         if todo:
-            slots = distribute.neuron_batch(net, layer, config, len(todo))
+            slots = devices.neuron_batch(net, layer, config, len(todo))
             for i, (bases, f), g in sample_stream(net, layer, todo,
                                                   [neuron_key(seed, layer, n) for n in todo],
                                                   config, below, slots, usage):
@@ -501,10 +342,10 @@ def _sampling_settings(net, layer: int, config: DecodeConfig, neurons: list[int]
     return {"receptive_field": net.receptive_field(layer), "neurons": len(neurons),
             "method": config.method, "sampling": "enumeration" if enumerated else "ga",
             "population": 0 if enumerated
-            else config.population or sampling.population_size(net.receptive_field(layer)),
-            "neurons_per_call": distribute.neuron_batch(net, layer, config, len(neurons)),
+            else ga.ga_config(net, layer, config).population,
+            "neurons_per_call": devices.neuron_batch(net, layer, config, len(neurons)),
             "neurons_per_compiled_program": len(neurons),
-            "devices": distribute.device_count(), "memory_budget": config.memory_budget}
+            "devices": devices.device_count(), "memory_budget": config.memory_budget}
 
 
 def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: DecodeConfig,
@@ -605,5 +446,5 @@ def decode(net, layers: list[int] | None = None, neurons: list[int] | None = Non
         if l in layers:
             results[l] = layer_result
         below = layer_result
-        jax.clear_caches()  # no later layer reuses this one's programs; a long run kept them all
+        programs.clear()  # no later layer reuses this one's programs; a long run kept them all
     return results
