@@ -30,17 +30,17 @@ import numpy as np
 
 import nmjax
 from nmjax.cli import parse_range
-from nmjax.config import DecodeConfig
-from nmjax.decoder import decode, neuron_key, read_samples, summarise, write_layer
-from nmjax.diagnose import parse_ppm_name
+from nmjax.config import METHODS, DecodeConfig
+from nmjax.decoder import decode, neuron_key
 from nmjax.example import example_motifs_path
 from nmjax.fileio import write_text
 from nmjax.matching import TomtomParams, compare, describe, match_layer, read_layer_motifs
 from nmjax.meme import read_meme
 from nmjax.motifdb import DEFAULT_RELEASE, jaspar_motifs
 from nmjax.results import LayerResult
+from nmjax.runfolder import parse_ppm_name, read_samples, write_layer
+from nmjax.summarise import summarise
 
-METHODS = ("neuronmotif", "kelley", "alipanahi", "saliency")
 NOT_REPORTED_Q = 1.0  # a pair above TomtomParams.report_max_q (not in matches.tsv)
 
 

@@ -35,12 +35,13 @@ import numpy as np
 import nmjax
 from nmjax.cli import parse_range
 from nmjax.config import AUTHORS_READING, DecodeConfig
-from nmjax.decoder import decode, load_layer, neuron_key
+from nmjax.decoder import decode, neuron_key
 from nmjax.example import example_tasks_path
 from nmjax.fileio import write_text
 from nmjax.ga import motifs_placed
 from nmjax.matching import read_matches
 from nmjax.report import finish_run
+from nmjax.runfolder import load_layer
 from nmjax.seeding import seeding_for
 from nmjax.simulate import load_config, planted_motifs
 

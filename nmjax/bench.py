@@ -119,8 +119,9 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     decoupling's feature maps in memory.
     """
     from .config import DecodeConfig
-    from .decoder import neuron_key, summarise
+    from .decoder import neuron_key
     from .slots import run_ga
+    from .summarise import summarise
 
     load_before = load_average()
     net = model("basset", 1.0)

@@ -8,6 +8,7 @@ from .config import (AUTHORS_READING, DEFAULT_SEGMENT_RULE, EMPTY_BIN_RULES, MET
                      MUTATION_RULES, PRECISION_CHOICES, RATIO_RULES, SEEDING_RULES,
                      SEGMENT_RULES, DecodeConfig)
 from .errors import NmjaxError
+from .runfolder import layer_dir
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -122,7 +123,7 @@ def cmd_decode(args) -> int:
                             model=str(args.model or "bundled example"))
         for layer, mine in done.items():
             print(f"layer {layer}: shard {args.shard} decoded {len(mine)} neurons into "
-                  f"{args.out}/layer{layer}/ (samples/, parts/, shards/)")
+                  f"{layer_dir(args.out, layer)}/ (samples/, parts/, shards/)")
         print(f"when every shard of a layer is done: nmjax merge {args.out}")
         return 0
     results = decode(net, layers=layers, neurons=neurons, seed=args.seed, config=config,
@@ -131,7 +132,7 @@ def cmd_decode(args) -> int:
         t = r.timings
         print(f"layer {layer}: {t['neurons']} neurons, receptive field {t['receptive_field']} bp, "
               f"{t['subsets']} subsets, {t['dead_neurons']} dead, rounds {r.rounds}; "
-              f"wrote {args.out}/layer{layer}/")
+              f"wrote {layer_dir(args.out, layer)}/")
     if not args.no_report:
         from .matching import TomtomParams
         from .report import finish_run
@@ -179,7 +180,7 @@ def cmd_merge(args) -> int:
     for layer, r in merged.items():
         print(f"layer {layer}: merged {r.timings['neurons']} neurons from shards "
               f"{', '.join(r.timings['shards'])}, rounds {r.rounds}; "
-              f"wrote {args.dir}/layer{layer}/")
+              f"wrote {layer_dir(args.dir, layer)}/")
     return 0
 
 
@@ -190,7 +191,7 @@ def cmd_match(args) -> int:
     for layer, matches in per_layer.items():
         found = sorted({m.query for m in matches if m.q_value < 0.01})
         print(f"layer {layer}: {len(found)} motifs match the database at q < 0.01; "
-              f"{len(matches)} pairs (q <= 0.5) in {args.dir}/layer{layer}/matches.tsv")
+              f"{len(matches)} pairs (q <= 0.5) in {layer_dir(args.dir, layer)}/matches.tsv")
     return 0
 
 
@@ -263,7 +264,7 @@ def cmd_scan(args) -> int:
     for layer, scans in results.items():
         profiled = sum(bool(s.profiles) for s in scans)
         print(f"layer {layer}: {len(scans)} neurons, top {settings.top} regions each, motif "
-              f"profiles for {profiled}; wrote {args.out}/layer{layer}/scan/")
+              f"profiles for {profiled}; wrote {layer_dir(args.out, layer)}/scan/")
     return 0
 
 

@@ -10,76 +10,32 @@ gives the same output as an uninterrupted one. The batch is spread over the loca
 fitted to a memory budget (nmjax.devices), and a layer can be split into shards run on several
 machines, then merged (nmjax.distribute).
 
-Output directory (per layer L):
-    layer{L}/samples/neuron{N}.h5   sampled sequences (bases 0..3 = ACGT), f, generations
-    layer{L}/parts/neuron{N}.r{R}.npz  decoupled subsets of one neuron after R rounds
-    layer{L}/ppms.meme, motifs.meme, neurons.tsv   assembled once the layer is complete
-    run.json                        parameters, seed, versions; per layer timings, the rounds
-                                    chosen and the rounds rule's test of each round tried
-
-ppms.meme holds every subset's PPM over the whole receptive field (Laplace-smoothed, M = 80;
-nsites = n), named L{L}_N{neuron}_S{subset}; motifs.meme the IC segments of those smoothed
-PPMs, named L{L}_N{neuron}_S{subset}_{start}-{end} with 0-based start and exclusive end (a
-Python slice of the PPM). neurons.tsv has one row per subset; a dead neuron (no f > 0) is one
-row `neuron 0 0 nan nan` with an empty consensus.
+The output folder's layout, names and files: nmjax.runfolder. A neuron's subsets from its
+samples: nmjax.summarise.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from . import baselines, decoupling, devices, ga, motifs, programs, sampling
-from .config import FREE_SETTINGS, VERSION, DecodeConfig
+from . import devices, ga, programs, sampling
+from .config import DecodeConfig
 from .errors import NmjaxError
-from .fileio import atomic_path, check_output_dir, write_text
-from .meme import Motif, write_meme
 from .results import LayerResult, NeuronResult
+from .runfolder import (check_same_run, layer_dir, load_layer, read_samples, sample_path,
+                        update_run, write_layer, write_samples)
 from .seeding import seeding_for
 from .slots import SlotUsage, ga_stream
+from .summarise import summarise_rounds
 
 
 def neuron_key(seed: int, layer: int, neuron: int) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), layer), neuron)
-
-
-# -- one neuron from its samples -------------------------------------------------------
-def _conact(net, layer: int, neuron: int, consensus: np.ndarray) -> np.ndarray:
-    size = max(8, 1 << (len(consensus) - 1).bit_length())
-    x = np.zeros((size,) + consensus.shape[1:] + (4,), np.float32)
-    x[:len(consensus)] = np.eye(4, dtype=np.float32)[consensus]
-    return np.asarray(net.neuron_values(x, layer, neuron))[:len(consensus)]
-
-
-def summarise(net, layer: int, neuron: int, bases: np.ndarray, f: np.ndarray,
-              key: jax.Array, rounds: int, generations: int, config: DecodeConfig
-              ) -> NeuronResult:
-    """Decouple (or apply a baseline to) a neuron's samples and describe every subset."""
-    n_len = net.receptive_field(layer)
-    if len(f) == 0:
-        return NeuronResult(np.zeros((0, n_len, 4)), np.zeros(0, np.int64), np.zeros(0),
-                            np.zeros(0), np.zeros((0, n_len), np.uint8), layer, neuron,
-                            generations, rounds)
-    if config.method == "neuronmotif":
-        subsets = decoupling.decouple(net, layer, bases, f, jax.random.fold_in(key, 1), rounds,
-                                      config)
-        ppms = np.stack([motifs.weighted_ppm(bases[s], f[s], config.ppm_bins, config.empty_bin)
-                         for s in subsets])
-        n = np.array([len(s) for s in subsets])
-        act = np.array([f[s].max() for s in subsets], np.float64)
-    else:
-        ppms = baselines.baseline_ppm(config.method, net, layer, neuron, bases, f)[None]
-        used = np.sum(f > f.max() / 2) if config.method == "kelley" else len(f)
-        n, act = np.array([used]), np.array([f.max()], np.float64)
-    cons = np.stack([motifs.consensus(p) for p in ppms])
-    return NeuronResult(ppms, n, act, _conact(net, layer, neuron, cons).astype(np.float64),
-                        cons, layer, neuron, generations, rounds)
 
 
 def sample_stream(net, layer: int, neurons: list[int], keys: list[jax.Array],
@@ -100,39 +56,6 @@ def sample_stream(net, layer: int, neurons: list[int], keys: list[jax.Array],
     yield from ga_stream(net, layer, neurons, keys, config, seeding, slots, usage)
 
 
-def summarise_rounds(net, layer: int, samples: dict[int, tuple], keys: dict[int, jax.Array],
-                     config: DecodeConfig, parts: Path | None = None, progress: bool = False
-                     ) -> tuple[dict[int, NeuronResult], int, list[dict]]:
-    """Decouple every neuron's samples (bases, f, generations) with 1, 2, ... rounds until the
-    t-test rule holds (rounds='auto'), or with the fixed rounds; per-neuron results are read
-    from / written to `parts` when given. Returns (results, rounds, the rule's test of each
-    round tried: `decoupling.rounds_test` with its rounds; empty where the rule does not run)."""
-    from tqdm import tqdm
-
-    auto = config.rounds == "auto" and config.method == "neuronmotif"
-    rounds = 1 if auto or config.method != "neuronmotif" else config.rounds
-    tests: list[dict] = []
-    while True:
-        results = {}
-        for n in tqdm(samples, desc=f"layer {layer} decoupling (rounds {rounds})",
-                      unit="neuron", disable=not progress):
-            part = parts / f"neuron{n}.r{rounds}.npz" if parts is not None else None
-            if part is not None and part.exists():
-                results[n] = _read_part(part)
-                continue
-            bases, f, generations = samples[n]
-            results[n] = summarise(net, layer, n, bases, f, keys[n], rounds, generations, config)
-            if part is not None:
-                _write_part(part, results[n])
-        if not auto or max(net.pools[:layer - 1], default=1) == 1:
-            return results, rounds, tests
-        ratios = neuron_ratios(list(results.values()), config.rounds_ratio)
-        tests.append({"rounds": rounds, **decoupling.rounds_test(ratios, config)})
-        if tests[-1]["passed"] or rounds >= config.max_rounds:
-            return results, rounds, tests
-        rounds += 1
-
-
 def decode_neuron(net, layer: int, neuron: int, key: jax.Array | int = 0,
                   config: DecodeConfig = DecodeConfig(), below: LayerResult | None = None
                   ) -> NeuronResult:
@@ -150,119 +73,6 @@ def decode_neuron(net, layer: int, neuron: int, key: jax.Array | int = 0,
     results, _, _ = summarise_rounds(net, layer, {neuron: (bases, f, generations)}, {neuron: key},
                                   config)
     return results[neuron]
-
-
-def neuron_ratios(results: list[NeuronResult], rule: str = "pooled") -> np.ndarray:
-    """What the rounds rule tests, per live neuron: max conact / max act over its subsets
-    ('pooled') or the max over its subsets of conact / act ('per-subset', the authors')."""
-    if rule == "pooled":
-        return np.array([r.conact.max() / r.act.max() for r in results if not r.dead])
-    return np.array([np.max(r.conact / r.act) for r in results if not r.dead])
-
-
-# -- files ------------------------------------------------------------------------------
-def _write_samples(path: Path, layer: int, neuron: int, bases, f, generations: int,
-                   config: DecodeConfig) -> None:
-    import h5py
-
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("sequences", data=bases, compression="gzip")
-            h5.create_dataset("f", data=f)
-            h5.attrs.update({"layer": layer, "neuron": neuron, "generations": generations,
-                             "alphabet": "ACGT", "method": config.method})
-
-
-def read_samples(path: Path):
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        return h5["sequences"][()], h5["f"][()], int(h5.attrs["generations"])
-
-
-def _write_part(path: Path, r: NeuronResult) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, ppms=r.ppms, n=r.n, act=r.act, conact=r.conact, consensus=r.consensus,
-                     meta=np.array([r.layer, r.neuron, r.generations, r.rounds]))
-
-
-def _read_part(path: Path) -> NeuronResult:
-    with np.load(path) as d:
-        layer, neuron, generations, rounds = d["meta"].tolist()
-        return NeuronResult(d["ppms"], d["n"], d["act"], d["conact"], d["consensus"],
-                            layer, neuron, generations, rounds)
-
-
-def layer_files(result: LayerResult, config: DecodeConfig) -> dict[str, object]:
-    """The assembled layer outputs: ppms.meme and motifs.meme motif lists, neurons.tsv text."""
-    ppms, segs = [], []
-    rule = motifs.segment_rule(config.segment_rule)
-    rows = ["neuron\tsubset\tn\tact\tconact\tconsensus"]
-    for neuron in sorted(result.neurons):
-        r = result.neurons[neuron]
-        if r.dead:
-            rows.append(f"{neuron}\t0\t0\tnan\tnan\t")
-            continue
-        for s, smooth in enumerate(r.smoothed(config.laplace_pseudocount)):
-            name = f"L{result.layer}_N{neuron}_S{s}"
-            ppms.append(Motif(name, smooth, int(r.n[s])))
-            for start, end in motifs.segment_ppm(r.ppms[s], int(r.n[s]), rule):
-                segs.append(Motif(f"{name}_{start}-{end}", smooth[start:end], int(r.n[s])))
-            rows.append(f"{neuron}\t{s}\t{r.n[s]}\t{r.act[s]:.6g}\t{r.conact[s]:.6g}\t"
-                        f"{motifs.consensus_string(r.consensus[s])}")
-    return {"ppms.meme": ppms, "motifs.meme": segs, "neurons.tsv": "\n".join(rows) + "\n"}
-
-
-def write_layer(out: Path, result: LayerResult, config: DecodeConfig) -> None:
-    files = layer_files(result, config)
-    d = out / f"layer{result.layer}"
-    write_meme(d / "ppms.meme", files["ppms.meme"])
-    write_meme(d / "motifs.meme", files["motifs.meme"])
-    write_text(d / "neurons.tsv", files["neurons.tsv"])
-
-
-def _versions() -> dict:
-    return {"nmjax": VERSION, "jax": jax.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "backend": jax.default_backend()}
-
-
-def _update_run_json(out: Path, seed: int, config: DecodeConfig, model: str,
-                     result: LayerResult | None) -> None:
-    path = out / "run.json"
-    run = json.loads(path.read_text()) if path.exists() else {}
-    run.update({"model": model, "seed": seed, "parameters": dataclasses.asdict(config),
-                "versions": _versions()})
-    run.setdefault("layers", {})
-    if result is not None:
-        run["layers"][str(result.layer)] = {**result.timings, "rounds": result.rounds}
-    write_text(path, json.dumps(run, indent=2, sort_keys=True) + "\n")
-
-
-def settings_diff(old_parameters: dict, old_seed: int, config: DecodeConfig, seed: int) -> dict:
-    """{setting: (old, now)} for every setting and the seed that differ, free ones excepted.
-    A setting the old run did not record (it predates it) had its default value."""
-    old = {**dataclasses.asdict(DecodeConfig()), **old_parameters}
-    now = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_SETTINGS}
-    diff = {k: (old[k], v) for k, v in now.items() if old[k] != v}
-    if old_seed != seed:
-        diff["seed"] = (old_seed, seed)
-    return diff
-
-
-def check_same_run(out: Path, seed: int, config: DecodeConfig) -> None:
-    """Refuse an output folder that is a file, or one decoded with another seed or other
-    parameters (resuming there would mix two runs)."""
-    check_output_dir(out)
-    path = out / "run.json"
-    if not path.exists():
-        return
-    run = json.loads(path.read_text())
-    diff = settings_diff(run.get("parameters", dataclasses.asdict(config)), run.get("seed", seed),
-                         config, seed)
-    if diff:
-        raise NmjaxError(f"{out} holds a decode with other settings (previous, now: {diff}); "
-                         "use another --out folder or the same settings to resume")
 
 
 def first_round_config(config: DecodeConfig) -> DecodeConfig:
@@ -312,10 +122,9 @@ def sample_layer(net, layer: int, neurons: list[int], seed: int, config: DecodeC
     given (each neuron's file as soon as it is done); and the sampling timings."""
     from tqdm import tqdm
 
-    sample_path = (lambda n: d / "samples" / f"neuron{n}.h5") if d else None
-    todo = [n for n in neurons if d is None or not sample_path(n).exists()]
+    todo = [n for n in neurons if d is None or not sample_path(d, n).exists()]
     timings = _sampling_settings(net, layer, config, neurons)
-    samples = {n: read_samples(sample_path(n)) for n in neurons if n not in todo}
+    samples = {n: read_samples(sample_path(d, n)) for n in neurons if n not in todo}
     usage = SlotUsage()
     t0 = time.perf_counter()
     with tqdm(total=len(neurons), initial=len(samples), desc=f"layer {layer} sampling",
@@ -327,7 +136,8 @@ def sample_layer(net, layer: int, neurons: list[int], seed: int, config: DecodeC
                                                   config, below, slots, usage):
                 samples[todo[i]] = (bases, f, g)
                 if d is not None:
-                    _write_samples(sample_path(todo[i]), layer, todo[i], bases, f, g, config)
+                    write_samples(sample_path(d, todo[i]), layer, todo[i], bases, f, g,
+                                  config.method)
                 bar.update(1)
     timings.update({"neurons_sampled_this_run": len(todo),
                     "sampling_seconds": time.perf_counter() - t0,
@@ -353,11 +163,10 @@ def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: 
     """Decouple every neuron's samples with the layer's rounds rule (reusing parts/ in `out`),
     and write the layer files and run.json when `out` is given."""
     neurons = sorted(samples)
-    d = out / f"layer{layer}" if out is not None else None
     t0 = time.perf_counter()
     results, rounds, tests = summarise_rounds(net, layer, samples,
                                               {n: neuron_key(seed, layer, n) for n in neurons},
-                                              config, d / "parts" if d is not None else None,
+                                              config, layer_dir(out, layer) if out is not None else None,
                                               progress)
     t_decouple = time.perf_counter() - t0
     gens = [samples[n][2] for n in neurons]
@@ -378,7 +187,7 @@ def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: 
     result = LayerResult(layer, results, rounds, timings)
     if out is not None:
         write_layer(out, result, config)
-        _update_run_json(out, seed, config, model, result)
+        update_run(out, seed, config, model, result)
     return result
 
 
@@ -393,24 +202,9 @@ def decode_layer(net, layer: int, neurons: list[int] | None = None, seed: int = 
     """
     neurons = layer_neurons(net, layer, neurons)
     out = Path(out) if out is not None else None
-    d = out / f"layer{layer}" if out is not None else None
-    samples, timings = sample_layer(net, layer, neurons, seed, config, d, below, progress)
+    samples, timings = sample_layer(net, layer, neurons, seed, config,
+                                    layer_dir(out, layer) if out is not None else None, below, progress)
     return finish_layer(net, layer, samples, seed, config, out, progress, model, timings)
-
-
-def load_layer(out: str | os.PathLike, layer: int) -> LayerResult | None:
-    """A completed layer of a previous run's output directory (None if not complete there)."""
-    out = Path(out)
-    run = out / "run.json"
-    if not run.exists() or not (out / f"layer{layer}" / "neurons.tsv").exists():
-        return None
-    info = json.loads(run.read_text()).get("layers", {}).get(str(layer))
-    if info is None:
-        return None
-    rounds = info["rounds"]
-    parts = sorted((out / f"layer{layer}" / "parts").glob(f"neuron*.r{rounds}.npz"))
-    results = {r.neuron: r for r in map(_read_part, parts)}
-    return LayerResult(layer, results, rounds, info)
 
 
 def decode(net, layers: list[int] | None = None, neurons: list[int] | None = None,
@@ -436,15 +230,22 @@ def decode(net, layers: list[int] | None = None, neurons: list[int] | None = Non
     selections = {l: clipped_neurons(net, l, neurons) for l in todo}  # bad input: nothing written
     if out is not None:
         check_same_run(Path(out), seed, config)
-        _update_run_json(Path(out), seed, config, model, None)
-    results: dict[int, LayerResult] = {}
-    below = None
-    for l in todo:
+        update_run(Path(out), seed, config, model, None)
+
+    def one(l: int, below: LayerResult | None) -> LayerResult:
         loaded = load_layer(out, l) if (out is not None and l not in layers) else None
-        layer_result = loaded or decode_layer(net, l, selections[l], seed, config, out,
-                                              below if needs_seed else None, progress, model)
-        if l in layers:
-            results[l] = layer_result
-        below = layer_result
-        programs.clear()  # no later layer reuses this one's programs; a long run kept them all
+        return loaded or decode_layer(net, l, selections[l], seed, config, out,
+                                      below if needs_seed else None, progress, model)
+
+    return {l: r for l, r in layer_by_layer(todo, one).items() if l in layers}
+
+
+def layer_by_layer(layers: list[int], decode_one) -> dict:
+    """{layer: decode_one(layer, below)} in order, `below` the previous layer's result; each
+    layer's compiled programs are forgotten after it (no later layer reuses them, and a long
+    run would keep them all)."""
+    results, below = {}, None
+    for layer in layers:
+        results[layer] = below = decode_one(layer, below)
+        programs.clear()
     return results

@@ -21,14 +21,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import programs
 from .config import DecodeConfig
-from .decoder import (check_same_run, clipped_neurons, finish_layer, first_round_config,
-                      layer_neurons, load_layer, neuron_key, read_samples, requested_layers,
-                      sample_layer, settings_diff, summarise_rounds)
+from .decoder import (clipped_neurons, finish_layer, first_round_config, layer_by_layer,
+                      layer_neurons, neuron_key, requested_layers, sample_layer)
 from .devices import device_count
 from .errors import NmjaxError
 from .fileio import write_text
+from .runfolder import (check_same_run, layer_dir, layers_with, load_layer, read_samples,
+                        read_shard_records, sample_path, settings_diff, shard_record_path)
+from .summarise import summarise_rounds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +69,9 @@ def model_fingerprint(net) -> str:
 
 def recorded_model(out: str | os.PathLike) -> str | None:
     """The model path the shards of `out` recorded (None: the bundled example or no record)."""
-    records = sorted(Path(out).glob("layer*/shards/shard*of*.json"))
-    recorded = json.loads(records[0].read_text())["model"] if records else ""
+    records = read_shard_records(out)
+    recorded = records[0]["model"] if records else ""
     return None if recorded in ("", "bundled example") else recorded
-
-
-def _records(out: Path, layer: int) -> list[dict]:
-    return [json.loads(p.read_text())
-            for p in sorted((out / f"layer{layer}" / "shards").glob("shard*of*.json"))]
 
 
 def _check_records(out: Path, layer: int, records: list[dict], seed: int, config,
@@ -85,7 +81,7 @@ def _check_records(out: Path, layer: int, records: list[dict], seed: int, config
         if r["model_fingerprint"] != fingerprint:
             diff["model"] = (r["model_fingerprint"], fingerprint)
         if diff:
-            raise NmjaxError(f"{out}/layer{layer} holds shard {r['shard']} with other settings "
+            raise NmjaxError(f"{layer_dir(out, layer)} holds shard {r['shard']} with other settings "
                              f"(shard, now: {diff}); use the same model and settings, or "
                              "another --out folder")
 
@@ -104,7 +100,7 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
     fingerprint = model_fingerprint(net)
     below: dict[int, object] = {}
     for l in layers:
-        _check_records(out, l, _records(out, l), seed, config, fingerprint)
+        _check_records(out, l, read_shard_records(out, l), seed, config, fingerprint)
         if config.seed_from_previous and l > 1:
             below[l] = load_layer(out, l - 1)
             if below[l] is None:
@@ -112,24 +108,24 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
                     f"shard {shard.index}/{shard.count} of layer {l} needs layer {l - 1} "
                     f"complete in {out}, and it is not: run every shard of layer {l - 1} "
                     f"(--layers {l - 1} --shard i/{shard.count}), then `nmjax merge {out}`")
-    done = {}
-    for l in layers:
+
+    def one(l: int, _) -> list[int]:
         selection = layer_neurons(net, l, clipped_neurons(net, l, neurons))
         mine = shard.select(selection)
-        d = out / f"layer{l}"
+        d = layer_dir(out, l)
         samples, timings = sample_layer(net, l, mine, seed, config, d, below.get(l), progress)
         summarise_rounds(net, l, samples, {n: neuron_key(seed, l, n) for n in mine},
-                         first_round_config(config), d / "parts", progress)
+                         first_round_config(config), d, progress)
         record = {"shard": f"{shard.index}/{shard.count}", "layer": l, "neurons": mine,
                   "selection": None if neurons is None else selection, "seed": seed,
                   "parameters": dataclasses.asdict(config), "model": model,
                   "model_fingerprint": fingerprint, "devices": device_count(),
                   "timings": timings}
-        write_text(d / "shards" / f"{shard.name}.json",
+        write_text(shard_record_path(out, l, shard.name),
                    json.dumps(record, indent=2, sort_keys=True) + "\n")
-        done[l] = mine
-        programs.clear()  # as `decode`: no later layer reuses this one's compiled programs
-    return done
+        return mine
+
+    return layer_by_layer(layers, one)
 
 
 def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
@@ -138,8 +134,7 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
     that is not merged yet) from the shards' per-neuron files, with the rounds rule of a single
     run; refuses, naming them, if neurons are missing. Returns {layer: LayerResult}."""
     out = Path(out)
-    sharded = sorted({int(p.parent.parent.name[5:])
-                      for p in out.glob("layer*/shards/shard*of*.json")})
+    sharded = layers_with(out, "shards/shard*of*.json")
     if not sharded:
         raise NmjaxError(f"no shard records (layer*/shards/*.json) in {out}: run "
                          "`nmjax decode --shard i/n --out DIR` first")
@@ -149,7 +144,7 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
     fingerprint = model_fingerprint(net)
     merged = {}
     for l in layers:
-        records = _records(out, l)
+        records = read_shard_records(out, l)
         if not records:
             raise NmjaxError(f"no shard of layer {l} in {out}: run `nmjax decode --layers {l} "
                              f"--shard i/n --out {out}` for every i first")
@@ -162,21 +157,26 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
             raise NmjaxError(f"the shards of layer {l} in {out} were run with different "
                              f"--neurons selections: {sorted(selections)}")
         selection = layer_neurons(net, l, first["selection"])
-        d = out / f"layer{l}"
-        missing = [n for n in selection if not (d / "samples" / f"neuron{n}.h5").exists()]
-        if missing:
-            counts = {int(r["shard"].split("/")[1]) for r in records}
-            owners = sorted({(c, n % c) for n in missing for c in counts})
-            raise NmjaxError(f"cannot merge layer {l} of {out}: {len(missing)} neuron(s) not "
-                             f"decoded yet: {neuron_ranges(missing)} (shards "
-                             f"{', '.join(f'{i}/{c}' for c, i in owners)}); run those shards "
-                             "(finished neurons are skipped) and merge again")
-        samples = {n: read_samples(d / "samples" / f"neuron{n}.h5") for n in selection}
+        _check_complete(out, l, selection, records)
+        samples = {n: read_samples(sample_path(layer_dir(out, l), n)) for n in selection}
         timings = _merged_timings([r["timings"] for r in records])
         timings.update({"shards": sorted(r["shard"] for r in records)})
         merged[l] = finish_layer(net, l, samples, seed, config, out, progress,
                                  first["model"], timings)
     return merged
+
+
+def _check_complete(out: Path, layer: int, selection: list[int], records: list[dict]) -> None:
+    """Refuse to merge a layer while a neuron of its selection has no samples, naming the
+    shards that own the missing neurons."""
+    missing = [n for n in selection if not sample_path(layer_dir(out, layer), n).exists()]
+    if missing:
+        counts = {int(r["shard"].split("/")[1]) for r in records}
+        owners = sorted({(c, n % c) for n in missing for c in counts})
+        raise NmjaxError(f"cannot merge layer {layer} of {out}: {len(missing)} neuron(s) not "
+                         f"decoded yet: {neuron_ranges(missing)} (shards "
+                         f"{', '.join(f'{i}/{c}' for c, i in owners)}); run those shards "
+                         "(finished neurons are skipped) and merge again")
 
 
 def _merged_timings(per_shard: list[dict]) -> dict:

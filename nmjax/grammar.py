@@ -21,15 +21,16 @@ from typing import Sequence
 
 import numpy as np
 
+from . import runfolder
 from .config import DEFAULT_SEGMENT_RULE
-from .diagnose import parse_ppm_name, read_neurons
 from .dictionary import DictionaryParams, greedy_clusters, neuron_dictionary
 from .fileio import write_text
 from .frames import DecodedPPM
-from .matching import TomtomParams, decoded_layers, read_layer_motifs
+from .matching import TomtomParams, read_layer_motifs
 from .meme import Motif, write_meme
 from .motifdb import DEFAULT_RELEASE, load_motif_db
 from .motifs import information_content, segment_rule
+from .runfolder import decoded_layers, layer_of, parse_ppm_name, read_neurons, read_run
 from .syntax import SyntaxParams, neuron_syntax
 
 
@@ -109,8 +110,7 @@ def layer_ppms(layer_dir: Path, pseudocount: float) -> dict[int, list[DecodedPPM
 def run_settings(out_dir: Path) -> tuple[str, float]:
     """The segmentation rule and Laplace pseudocount a decode used (run.json; defaults if
     absent)."""
-    path = out_dir / "run.json"
-    parameters = json.loads(path.read_text()).get("parameters", {}) if path.is_file() else {}
+    parameters = (read_run(out_dir) or {}).get("parameters", {})
     return (parameters.get("segment_rule", DEFAULT_SEGMENT_RULE),
             float(parameters.get("laplace_pseudocount", 80.0)))
 
@@ -245,7 +245,7 @@ def layer_dictionary(neurons: dict[str, dict], db: Sequence[Motif], params: Gram
 
 def write_layer_dictionary(layer_dir: Path, motifs: list[dict]) -> None:
     """layer{L}/dictionary.meme (one motif per layer motif) and dictionary.tsv."""
-    names = [f"L{layer_dir.name[5:]}_M{k + 1}" for k in range(len(motifs))]
+    names = [f"L{layer_of(layer_dir)}_M{k + 1}" for k in range(len(motifs))]
     write_meme(layer_dir / "dictionary.meme",
                [Motif(name, np.asarray(m["ppm"]), len(m["neurons"]), m["name"])
                 for name, m in zip(names, motifs)])
@@ -279,7 +279,7 @@ def grammar_run(out_dir: str | os.PathLike, motif_db: str | os.PathLike | None =
     (`db` overrides motif_db/release with motifs already loaded)."""
     db = load_motif_db(motif_db, release) if db is None else db
     out_dir = Path(out_dir)
-    layers = {layer: grammar_layer(out_dir / f"layer{layer}", db, params, tparams)
+    layers = {layer: grammar_layer(runfolder.layer_dir(out_dir, layer), db, params, tparams)
               for layer in decoded_layers(out_dir)}
     write_summary(out_dir, layers, params)
     return layers

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import runfolder
 from .errors import NmjaxError
 from .fileio import atomic_path
 from .meme import Motif, read_meme
@@ -199,19 +199,6 @@ def read_matches(path: str | os.PathLike) -> list[Match]:
     return out
 
 
-def decoded_layers(out_dir: str | os.PathLike) -> list[int]:
-    """Layer numbers L with a DIR/layer{L}/ directory holding ppms.meme, ascending."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise NmjaxError(f"{out_dir} is not a directory; give the output directory of `nmjax decode`")
-    layers = sorted(int(m.group(1)) for p in out_dir.iterdir()
-                    if (m := re.fullmatch(r"layer(\d+)", p.name)) and (p / "ppms.meme").is_file())
-    if not layers:
-        raise NmjaxError(f"{out_dir} holds no layer*/ppms.meme; "
-                         f"is it an `nmjax decode` output directory?")
-    return layers
-
-
 def warn_if_few_targets(db: Sequence[Motif], source) -> None:
     """Tomtom's background is the target columns: say so when a motif file is small."""
     if len(db) < MIN_TARGETS:
@@ -245,10 +232,10 @@ def match_run(out_dir: str | os.PathLike, motif_db: str | os.PathLike | None = N
               release: str = DEFAULT_RELEASE, params: TomtomParams = TomtomParams()
               ) -> dict[int, list[Match]]:
     """Match every decoded layer of a decode output directory; returns matches per layer."""
-    layers = decoded_layers(out_dir)
+    layers = runfolder.decoded_layers(out_dir)
     db = load_motif_db(motif_db, release)
     warn_if_few_targets(db, motif_db)
-    return {layer: match_layer(Path(out_dir) / f"layer{layer}", db, params) for layer in layers}
+    return {layer: match_layer(runfolder.layer_dir(out_dir, layer), db, params) for layer in layers}
 
 
 def describe(params: TomtomParams, motif_db: str | os.PathLike | None, release: str) -> dict:

@@ -86,12 +86,12 @@ def probe_layer(net, layer: int, motifs: Sequence[Motif], samples: int = 500, se
 
 def decoded_acts(out_dir: str | os.PathLike, layer: int) -> dict[int, float] | None:
     """Per neuron, the max act over its subsets in DIR/layer{L}/neurons.tsv (None: not decoded)."""
-    from .diagnose import read_neurons
+    from .runfolder import layer_dir, read_neurons
 
-    if not (Path(out_dir) / f"layer{layer}" / "neurons.tsv").is_file():
+    if not (layer_dir(out_dir, layer) / "neurons.tsv").is_file():
         return None
     acts: dict[int, float] = {}
-    for r in read_neurons(Path(out_dir) / f"layer{layer}"):
+    for r in read_neurons(layer_dir(out_dir, layer)):
         acts[r.neuron] = max(acts.get(r.neuron, 0.0), r.act)
     return acts
 

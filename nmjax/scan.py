@@ -34,10 +34,11 @@ from .errors import NmjaxError
 from .fileio import atomic_path, write_text
 from .meme import Motif
 from .network import Network
-from .sequences import (Interval, extract, read_bed, read_fasta, reverse_complement,
-                        whole_records)
+from .runfolder import layer_dir, neuron_tag
 from .scanning import (CANDIDATES_PER_REGION, DEFAULT_BATCH, DEFAULT_CHUNK, TopCandidates,
                        Stream, batch_count, chunk_batches, scan_program, scan_shape)
+from .sequences import (Interval, extract, read_bed, read_fasta, reverse_complement,
+                        whole_records)
 from .sites import P_VALUE, find_sites
 
 CHECKPOINT_SECONDS = 60.0
@@ -250,7 +251,7 @@ def scan(net: Network, fasta: str | os.PathLike | None = None, *,
                                   _motifs(decode_dir, l, c), settings)
                       for k, c in enumerate(chans)]
         if out is not None:
-            write_layer_scan(Path(out) / f"layer{l}" / "scan", results[l], n, settings)
+            write_layer_scan(layer_dir(out, l) / "scan", results[l], n, settings)
     if out is not None:
         write_text(Path(out) / "scan.json", json.dumps({
             "inputs": {"fasta": str(fasta) if fasta else None, "bed": str(bed) if bed else None,
@@ -280,7 +281,7 @@ def _neurons_of(net: Network, layer: int, neurons: Sequence[int] | None) -> tupl
 def _motifs(decode_dir, layer: int, neuron: int) -> list[Motif]:
     from .validation import neuron_motifs
 
-    if decode_dir is None or not (Path(decode_dir) / f"layer{layer}").is_dir():
+    if decode_dir is None or not layer_dir(decode_dir, layer).is_dir():
         return []
     return neuron_motifs(decode_dir, layer, neuron)
 
@@ -293,7 +294,7 @@ def write_layer_scan(scan_dir: Path, scans: Sequence[NeuronScan], receptive: int
     lines = ["neuron\tregions\tbest_f\tlast_f\tmotifs\tbest_in_window"]
     for ns in scans:
         stem = scan_dir / f"neuron{ns.neuron}"
-        tag = f"L{ns.layer}_N{ns.neuron}"
+        tag = neuron_tag(ns.layer, ns.neuron)
         write_text(f"{stem}.bed", "".join(
             f"{r.chrom}\t{r.start}\t{r.end}\t{tag}_{k + 1}\t{r.score:.5g}\t{r.strand}\n"
             for k, r in enumerate(ns.regions)))

@@ -32,6 +32,7 @@ from .errors import NmjaxError
 from .fileio import write_text
 from .meme import Motif
 from .network import Network
+from .runfolder import layer_dir
 from .sequences import N_CODE, read_fasta
 
 
@@ -209,7 +210,8 @@ def write_spacing(out_dir: str | os.PathLike, result: SpacingResult, plots: int 
     `plots` best responses; returns the TSV path (DIR/layer{L}/spacing/ or DIR/output/...)."""
     from .plots import line_plot_svg
 
-    folder = Path(out_dir) / (f"layer{result.layer}" if result.layer else "output") / "spacing"
+    folder = (layer_dir(out_dir, result.layer) if result.layer else Path(out_dir) / "output"
+              ) / "spacing"
     stem = "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", n) for n in result.motifs)
     what = "neuron" if result.layer else "output"
     lines = [f"background\tarrangement\tgap\t{what}\tmean\tsem"]

@@ -26,10 +26,11 @@ from importlib import resources
 from pathlib import Path
 
 from .config import DecodeConfig
-from .decoder import check_same_run, clipped_neurons, layer_neurons, requested_layers
+from .decoder import clipped_neurons, layer_neurons, requested_layers
 from .distribute import neuron_ranges
 from .errors import NmjaxError
 from .fileio import write_text
+from .runfolder import check_same_run
 
 SETTINGS_FILE = "nmjax-workflow.json"
 # host memory of a decode or merge job beyond the GA's temporary memory (--memory-budget):

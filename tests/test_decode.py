@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 
 import nmjax
-from nmjax import decoder
+from nmjax import decoder, runfolder
 from nmjax.cli import main
 from nmjax.config import AUTHORS_READING, DecodeConfig
-from nmjax.decoder import decode, decode_neuron, neuron_ratios, settings_diff
+from nmjax.decoder import decode, decode_neuron
 from nmjax.errors import NmjaxError
 from nmjax.fileio import atomic_path
 from nmjax.meme import format_meme, read_meme
 from nmjax.motifs import consensus
 from nmjax.results import NeuronResult
+from nmjax.runfolder import settings_diff
+from nmjax.summarise import neuron_ratios
 from toy_network import PLANTED, best_offset, planted_consensus
 
 CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2, rounds=1)
@@ -119,7 +121,7 @@ def test_full_disk_during_a_layer_write_leaves_no_partial_file_and_resumes(
     net.save(model)
     args = ["decode", str(model), "--layers", "1-2", "--population", "400", "--batch", "2",
             "--max-generations", "30", "--rounds", "1", "--no-report", "--out", str(out)]
-    real = decoder.write_meme
+    real = runfolder.write_meme
 
     def disk_fills_in_layer2_motifs(path, motifs):
         if Path(path) != out / "layer2" / "motifs.meme":
@@ -128,7 +130,7 @@ def test_full_disk_during_a_layer_write_leaves_no_partial_file_and_resumes(
             tmp.write_text(format_meme(motifs)[:100])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
 
-    monkeypatch.setattr(decoder, "write_meme", disk_fills_in_layer2_motifs)
+    monkeypatch.setattr(runfolder, "write_meme", disk_fills_in_layer2_motifs)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "run the same command to resume" in err

@@ -7,12 +7,12 @@ from scipy.stats import t as t_dist
 from sklearn.cluster import KMeans
 
 from nmjax.config import DecodeConfig
-from nmjax.decoder import neuron_ratios
 from nmjax.decoupling import decouple, rounds_test, weighted_kmeans
 from nmjax.errors import NmjaxError
 from nmjax.motifdb import jaspar_motif
 from nmjax.motifs import weighted_ppm
 from nmjax.results import NeuronResult
+from nmjax.summarise import neuron_ratios
 from toy_network import PLANTED, best_offset, toy_network
 
 
