@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import nmjax
-from nmjax.cli import parse_range
+from nmjax.commands import parse_range
 from nmjax.config import METHODS, DecodeConfig
 from nmjax.decoder import decode, neuron_key
 from nmjax.example import example_motifs_path

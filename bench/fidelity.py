@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 import nmjax
-from nmjax.cli import parse_range
+from nmjax.commands import parse_range
 from nmjax.config import AUTHORS_READING, DecodeConfig
 from nmjax.decoder import decode, neuron_key
 from nmjax.example import example_tasks_path

@@ -27,11 +27,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from nmjax.activations import leaky_slope
 from nmjax.errors import ModelError, NmjaxError
 from nmjax.fileio import atomic_path
 from nmjax.network import Network, check_finite, load_checkpoint
 
-from .keras_arch import KerasLayer, build_network, layer_chain, weight_roles
+from .keras_arch import KerasLayer, layer_chain, weight_roles
+from .keras_fold import build_network
 
 KERAS2_VERSION = "2.15.0"
 
@@ -236,10 +238,10 @@ def _layer_entry(class_name: str, config: dict) -> dict:
 
 def _activation_layers(name: str, layer_name: str) -> tuple[str, list]:
     """(activation for a layer config, extra layers) for an nmjax activation name."""
-    if name.startswith("leaky_relu:"):
+    slope = leaky_slope(name)
+    if slope is not None:
         return "linear", [(_layer_entry("LeakyReLU", {"name": layer_name, "trainable": True,
-                                                      "dtype": "float32",
-                                                      "alpha": float(name.split(":")[1])}), {})]
+                                                      "dtype": "float32", "alpha": slope}), {})]
     return _KERAS2_ACTIVATION.get(name, name), []
 
 

@@ -24,8 +24,6 @@ import argparse
 import dataclasses
 import functools
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -36,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .benchkit import (compile_clock, compiled_program, forward_flops, load_average,
-                       matmul_peak, model, peak_rss_mb, run_seconds)
+                       machine_name, matmul_peak, model, peak_rss_mb, run_seconds)
+from .benchreport import markdown, projection
 from .config import PRECISION_CHOICES
 from .fileio import write_text
 
@@ -46,7 +45,6 @@ AUTHORS_SECONDS_PER_NEURON = {1: (28 + 5, 38 + 5), 2: (205 + 11, 211 + 43), 3: (
 # ... and seconds per GA generation (layer 3 never finished its GA within the 12-min cap).
 AUTHORS_SECONDS_PER_GENERATION = {1: 0.42, 2: 2.0, 3: 15.0}
 TARGET_SPEEDUP = {1: 100, 2: 100, 3: 10}
-PROJECTED = ("basset", "bd10", "dd10")
 
 
 # -- one case ----------------------------------------------------------------------------
@@ -145,6 +143,15 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
                      "sampling_s": round(t1 - t0, 2), "decoupling_s": round(t2 - t1, 2),
                      "compile_s": round(compiling() - c0, 2),
                      "s_per_neuron": round((t2 - t0) / len(neurons), 2)})
+    return {"layer": layer, "max_samples": config.max_samples, "precision": precision,
+            "batches": rows, **_decode_summary(layer, rows),
+            "peak_rss_mb": peak_rss_mb(),
+            "load_before": load_before, "load_after": load_average()}
+
+
+def _decode_summary(layer: int, rows: list[dict]) -> dict:
+    """Per-neuron and per-generation seconds of decoded batches (after the first, which
+    compiles, where there are several) against the authors' figures."""
     steady = rows[1:] or rows
     count = sum(len(r["neurons"]) for r in steady)
     with_compile = sum(r["sampling_s"] + r["decoupling_s"] for r in steady) / count
@@ -152,9 +159,7 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     per_generation = (sum(r["sampling_s"] for r in steady)
                       / sum(len(r["neurons"]) * max(r["generations"]) for r in steady))
     authors = AUTHORS_SECONDS_PER_NEURON[layer][0]
-    return {"layer": layer, "max_samples": config.max_samples, "precision": precision,
-            "batches": rows,
-            "includes_compile": len(rows) == 1,
+    return {"includes_compile": len(rows) == 1,
             "seconds_per_neuron": round(per_neuron, 2),
             "seconds_per_neuron_with_compile": round(with_compile, 2),
             "kmeans_s_per_neuron": round(sum(r["decoupling_s"] for r in steady) / count, 2),
@@ -166,9 +171,7 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
             "sampling_s_per_generation": round(per_generation, 3),
             "authors_s_per_generation_at_least": AUTHORS_SECONDS_PER_GENERATION[layer],
             "generation_speedup_vs_authors_at_least":
-                round(AUTHORS_SECONDS_PER_GENERATION[layer] / per_generation, 1),
-            "peak_rss_mb": peak_rss_mb(),
-            "load_before": load_before, "load_after": load_average()}
+                round(AUTHORS_SECONDS_PER_GENERATION[layer] / per_generation, 1)}
 
 
 # -- orchestration -----------------------------------------------------------------------
@@ -194,106 +197,6 @@ def _run_case(case: dict) -> dict:
         from .scanbench import bench_scan
         return bench_scan(**case)
     return decode_neurons(**case)
-
-
-def projection(layers: list[dict], decoded: list[dict], default_generations: int,
-               enumerate_below: int = 11) -> list[dict]:
-    """Hours to decode every neuron of each architecture in `PROJECTED` on this machine.
-
-    Per GA layer: channels x (generations x measured seconds per generation per neuron +
-    K-means seconds per neuron). Generations and K-means seconds come from the decoded Basset
-    neurons of the same layer index (Basset L3's for deeper layers), else `default_generations`
-    and 0. Layers with receptive field < `enumerate_below` are enumerated (4^N windows, no
-    K-means: nothing below them pools): channels x 4^N / measured forward+gradient seq/s, an
-    upper bound on the forward-only enumeration.
-    """
-    by_layer = {d["layer"]: d for d in decoded if "error" not in d}
-    deepest = by_layer[max(by_layer)] if by_layer else None
-    out = []
-    for name in PROJECTED:
-        rows = [r for r in layers if r["model"] == name and r["width"] == 1.0 and "error" not in r]
-        if not rows:
-            continue
-        total, per_layer = 0.0, []
-        for r in sorted(rows, key=lambda r: r["layer"]):
-            if r["receptive_field"] < enumerate_below:
-                seconds = r["channels"] * 4 ** r["receptive_field"] / r["score_seq_per_s"]
-                per_layer.append({"layer": r["layer"], "hours": round(seconds / 3600, 3),
-                                  "enumerated": True})
-            else:
-                ref = by_layer.get(r["layer"], deepest)
-                gens = ref["generations_mean"] if ref else default_generations
-                kmeans = ref["kmeans_s_per_neuron"] if ref else 0.0
-                seconds = r["channels"] * (gens * r["ga_s_per_generation_per_neuron"] + kmeans)
-                per_layer.append({"layer": r["layer"], "hours": round(seconds / 3600, 3),
-                                  "generations": gens, "kmeans_s": kmeans})
-            total += seconds
-        complete = len(rows) == len(model(name, 1.0).config.convs)
-        out.append({"model": name, "hours": round(total / 3600, 2), "all_layers": complete,
-                    "layers": per_layer})
-    return out
-
-
-def markdown(result: dict) -> str:
-    peak = result["peak"]
-    lines = [f"# nmjax bench ({result['mode']})", "",
-             f"{result['started']} UTC, {result['machine']}, jax {result['jax']}; "
-             f"load average {result['load_start']} at start, {result['load_end']} at end "
-             "(the cores are shared: treat times as upper bounds).", "",
-             f"Matmul 2048x2048: jax fp32 {peak['jax_fp32']} GFLOP/s, numpy fp32 "
-             f"{peak['numpy_fp32']}, jax bf16 (fp32 accumulate) {peak['jax_bf16']} at the "
-             "start. The % of peak column names the fp32 peak each row is against: measured "
-             "again inside that case (same load) where the row has one, else this figure.", "",
-             "## Hot loop per layer (forward + input gradient; one GA generation)", "",
-             "| model | width | layer | N bp | P | neurons | precision | MFLOP/seq (model) | "
-             "seq/s | GFLOP/s model (executed) | % of fp32 peak (GFLOP/s) | "
-             "s/generation/neuron | generations/s | compile s (score, GA) | temp MB | "
-             "peak RSS MB | load |",
-             "|" + "---|" * 17]
-    for r in result["layers"]:
-        if "error" in r:
-            lines.append(f"| {r['model']} | {r['width']} | {r['layer']} | error: {r['error']} |")
-            continue
-        lines.append(
-            f"| {r['model']} | {r['width']} | {r['layer']} | {r['receptive_field']} | "
-            f"{r['population']} | {r['neuron_batch']} | {r.get('precision', 'fp32')} | "
-            f"{r['model_mflop_per_seq']} | "
-            f"{r['score_seq_per_s']:.0f} | {r['score_model_gflops']} "
-            f"({r['score_executed_gflops']}) | {100 * r['score_fraction_of_peak']:.0f} of "
-            f"{r.get('case_fp32_peak_gflops', peak['fp32_peak'])} | "
-            f"{r['ga_s_per_generation_per_neuron']} | {r['ga_generations_per_s']} | "
-            f"{r['score_compile_s']}, {r['ga_compile_s']} | {r['ga_temp_mb']} | "
-            f"{r['peak_rss_mb']} | {r['load_before']}-{r['load_after']} |")
-    if result["decoded"]:
-        lines += ["", "## Decoded neurons, full-size Basset (sampling + decoupling)", "",
-                  "| layer | neurons | generations | sample cap | s/neuron net of compile (with) | "
-                  "K-means s | authors s/neuron | speed-up | target | s/generation (authors) | "
-                  "load |",
-                  "|" + "---|" * 11]
-        for d in result["decoded"]:
-            if "error" in d:
-                lines.append(f"| {d['layer']} | error: {d['error']} |")
-                continue
-            lines.append(
-                f"| {d['layer']} | {sum(len(b['neurons']) for b in d['batches'])}"
-                f"{' (incl. compile)' if d['includes_compile'] else ''} | "
-                f"{d['generations_mean']} | {d['max_samples']} | "
-                f"{d['seconds_per_neuron']} "
-                f"({d.get('seconds_per_neuron_with_compile', d['seconds_per_neuron'])}) | "
-                f"{d['kmeans_s_per_neuron']} | "
-                f">= {d['authors_s_per_neuron_at_least']} | >= {d['speedup_vs_authors_at_least']}x"
-                f" | {d['target_speedup']}x | {d.get('sampling_s_per_generation', '')} "
-                f"({d.get('authors_s_per_generation_at_least', '')}) | "
-                f"{d['load_before']}-{d['load_after']} |")
-    if result["projection"]:
-        lines += ["", "## Projected time to decode every neuron on this machine", "",
-                  "| model | hours | all layers measured | per layer (hours) |",
-                  "|---|---|---|---|"]
-        for p in result["projection"]:
-            per = ", ".join(f"L{x['layer']} {x['hours']}" + (" (enum.)" if x.get("enumerated")
-                                                              else "") for x in p["layers"])
-            lines.append(f"| {p['model']} | {p['hours']} | {p['all_layers']} | {per} |")
-    return "\n".join(lines) + "\n"
 
 
 def plan(args) -> tuple[list[dict], list[dict]]:
@@ -399,7 +302,7 @@ def main(argv=None) -> int:
     print(f"matmul peak GFLOP/s: {peak}  (load {load_start})", flush=True)
     layer_cases, decode_cases = plan(args)
     result = {"mode": "quick" if args.quick else "full", "started": started,
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "machine": machine_name(),
               "jax": jax.__version__, "load_start": load_start, "peak": peak,
               "layers": [], "decoded": [], "projection": []}
     stem = Path(args.out) / ("quick" if args.quick else "bench")
@@ -424,7 +327,7 @@ def _scan_only(args, started: str) -> int:
     case = {"kind": "scan", "chunk": args.scan_chunk, "batch": args.scan_batch,
             "bases": args.scan_bases, "repeats": args.repeats}
     result = {"started": started, "jax": jax.__version__,
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "machine": machine_name(),
               "scan": _in_subprocess(case, args.timeout)}
     stem = Path(args.out) / "scan"
     write_text(f"{stem}.json", json.dumps(result, indent=1) + "\n")

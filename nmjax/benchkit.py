@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import platform
 import resource
 import time
 
@@ -16,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .network import Network, NetworkConfig, activation_fn, maxpool
+from .activations import activation_fn
+from .network import Network, NetworkConfig, maxpool
 
 INPUT_LENGTH = {"basset": 600, "deepsea": 1000, "bd10": 600, "dd10": 600}
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
@@ -49,6 +51,10 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
     out["numpy_fp32"] = flops / best_seconds(lambda: a @ b, repeats) / 1e9
     out["fp32_peak"] = max(out["jax_fp32"], out["numpy_fp32"])
     return {k: round(v, 1) for k, v in out.items()}
+
+
+def machine_name() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def load_average() -> float:

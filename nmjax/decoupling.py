@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .arrays import one_hot, power_of_two
 from .draws import draw_indices
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ def padded_rows(m: int) -> int:
     8192, then a multiple of 8192. Padding rows (weight 0) change neither the draws nor the
     clusters (`weighted_kmeans`). Finer buckets (8 per octave) cut padding but compiled so many
     programs that a whole-example decode ran out of memory maps in LLVM."""
-    return max(64, 1 << (m - 1).bit_length()) if m <= 8192 else -(-m // 8192) * 8192
+    return power_of_two(m, 64) if m <= 8192 else -(-m // 8192) * 8192
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -195,7 +196,7 @@ def feature_map(net: "Network", bases: np.ndarray, layer: int, rows: int | None 
     out = None
     for i in range(0, len(bases), chunk):
         part = bases[i:i + chunk]
-        padded = np.zeros((max(64, 1 << (len(part) - 1).bit_length()), bases.shape[1]), np.uint8)
+        padded = np.zeros((power_of_two(len(part), 64), bases.shape[1]), np.uint8)
         padded[:len(part)] = part
         fmap = net.conv_output(eye[padded], layer)
         if out is None:
@@ -235,7 +236,7 @@ def decoupling_features(net: "Network", bases: np.ndarray, layer: int, rows: int
         return fmap, fmap.shape[1]
     r, dim = first_conv_isometry(net, bases.shape[1])
     out = np.zeros((rows, r.shape[1]), np.float32)
-    out[:len(bases)] = np.eye(4, dtype=np.float32)[bases].reshape(len(bases), -1) @ r
+    out[:len(bases)] = one_hot(bases).reshape(len(bases), -1) @ r
     return out, dim
 
 

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .arrays import normalise_rows
 from .config import MUTATION_RULES
 from .draws import draw_indices
 from .programs import compiled
@@ -113,8 +114,7 @@ def mutation_distribution(x: jax.Array, g: jax.Array, rule: str) -> jax.Array:
         q = jnp.where(g >= 0, g + 1.0, jnp.exp(jnp.minimum(g, 0.0)))
     else:
         raise ValueError(f"unknown mutation rule {rule!r}; choose from {MUTATION_RULES}")
-    total = q.sum(-1, keepdims=True)
-    return jnp.where(total > 0, q / jnp.where(total > 0, total, 1.0), 0.25)
+    return normalise_rows(q, xp=jnp)
 
 
 def _keys(state: GAState) -> jax.Array:

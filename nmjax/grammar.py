@@ -22,8 +22,9 @@ from typing import Sequence
 import numpy as np
 
 from . import runfolder
+from .clusters import DictionaryParams, greedy_clusters
 from .config import DEFAULT_SEGMENT_RULE
-from .dictionary import DictionaryParams, greedy_clusters, neuron_dictionary
+from .dictionary import neuron_dictionary
 from .fileio import write_text
 from .frames import DecodedPPM
 from .matching import TomtomParams, read_layer_motifs

@@ -38,6 +38,7 @@ from .errors import NmjaxError
 from .fileio import atomic_path
 from .meme import Motif, read_meme
 from .motifdb import DEFAULT_RELEASE, load_motif_db
+from .motifs import laplace
 
 MIN_TARGETS = 25   # memelite's (and, at 50, MEME tomtom's) warning threshold
 MATCH_COLUMNS = ("query", "target", "target_name", "p_value", "e_value", "q_value",
@@ -88,7 +89,7 @@ class Match:
 def with_pseudocount(motif: Motif, pseudocount: float) -> np.ndarray:
     """MEME's motif pseudocount: (p * nsites + pseudocount / 4) / (nsites + pseudocount)."""
     nsites = max(int(motif.nsites), 1)
-    return (np.asarray(motif.ppm, np.float64) * nsites + pseudocount * 0.25) / (nsites + pseudocount)
+    return laplace(np.asarray(motif.ppm, np.float64), nsites, pseudocount)
 
 
 def tomtom_columns(motif: Motif, params: TomtomParams) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .arrays import draw_instances
 from .errors import NmjaxError
 from .fileio import write_text
 from .meme import Motif
@@ -52,8 +53,7 @@ def insert_instances(rng: np.random.Generator, background: np.ndarray, ppm: np.n
     """Copy of `background` (n, N) bases with one PPM instance per row, random strand and start."""
     n, length = background.shape
     width = len(ppm)
-    cum = np.cumsum(ppm, axis=1)
-    draws = (rng.random((n, width, 1)) > cum[None, :, :3]).sum(-1)  # base per motif column
+    draws = draw_instances(rng, ppm, n)
     minus = rng.random(n) < 0.5
     draws[minus] = 3 - draws[minus, ::-1]
     starts = rng.integers(0, length - width + 1, n)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .clusters import DictionaryParams, tied_names
 from .diagnose import diagnose_run
-from .dictionary import DictionaryParams, tied_names
 from .fileio import write_text
 from .grammar import grammar_run
 from .html import HITS_JS, fmt, page, row, scatter_svg

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .arrays import one_hot
 from .motifs import value_bins
 from .programs import compiled
 from .scoring import make_value_fn
@@ -118,7 +119,7 @@ def enumerate_layer(net: "Network", layer: int, neurons: list[int], keys: list[j
     for start in range(0, total, batch):
         codes = np.arange(start, start + batch, dtype=np.int64) % total  # last batch wraps: fixed shape
         bases = ((codes[:, None] // digits) % 4).astype(np.uint8)
-        x = np.eye(4, dtype=np.float32)[bases]
+        x = one_hot(bases)
         f = np.asarray(net.conv_output(x, layer))[:, 0, sel]
         valid = slice(0, min(batch, total - start))
         for k, s in enumerate(sets):

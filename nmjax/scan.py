@@ -30,6 +30,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from .arrays import normalise_rows
 from .errors import NmjaxError
 from .fileio import atomic_path, write_text
 from .meme import Motif
@@ -204,9 +205,7 @@ def neuron_scan(sequences: dict[str, np.ndarray], intervals: Sequence[Interval],
 def _weighted_ppm(windows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted base frequencies per column (N counts for no base); uniform where empty."""
     onehot = np.eye(5)[windows][..., :4] if len(windows) else np.zeros((0, windows.shape[1], 4))
-    counts = np.einsum("r,rlb->lb", weights, onehot)
-    total = counts.sum(1, keepdims=True)
-    return np.where(total > 0, counts / np.where(total > 0, total, 1), 0.25)
+    return normalise_rows(np.einsum("r,rlb->lb", weights, onehot))
 
 
 def _profile(motif: Motif, ext: np.ndarray, lead: int, receptive: int,

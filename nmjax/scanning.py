@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .network import Network, NetworkConfig, activation_fn
+from .activations import activation_fn
+from .network import Network, NetworkConfig
 from .programs import compiled
 from .sequences import N_CODE, Interval, extract
 

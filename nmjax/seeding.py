@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .arrays import normalise_rows
 from .motifs import information_content, value_bins
 
 if TYPE_CHECKING:
@@ -129,9 +130,7 @@ def seeding_for(net: "Network", layer: int, neurons: list[int], below: "LayerRes
             strength[j] = max(0.0, float(np.sum(r.act)))
     kernel = np.asarray(net.params[f"conv{layer}"]["kernel"])  # (k, C_{l-1}, C_l)
     c = np.maximum(0.0, kernel[:, :, neurons] * strength[None, :, None])
-    c = c.reshape(-1, len(neurons)).T
-    total = c.sum(1, keepdims=True)
-    c = np.where(total > 0, c / np.where(total > 0, total, 1.0), 0.0)
+    c = normalise_rows(c.reshape(-1, len(neurons)).T, empty=0.0)
     if rule == "authors":
         c = equal_mass(c)
     return Seeding(c, consensus, n_subsets, core, protect, net.pools[layer - 2],

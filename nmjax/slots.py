@@ -66,6 +66,49 @@ def _first_slots(fresh, keys, neurons, slots):
     return devices.shard_neurons((pop, ids))
 
 
+class _Samples:
+    """The host side of a GA run: each neuron's growing sample set, capped as it grows, handed
+    over (and dropped) when its neuron stops."""
+
+    def __init__(self, net, layer, neurons, keys, config, cfg, usage, slots):
+        self.net, self.layer, self.neurons, self.config, self.cfg = net, layer, neurons, config, cfg
+        self.sets = [SampleSet.empty(cfg.length) for _ in neurons]
+        self.rngs = [neuron_rng(k) for k in keys]
+        self.usage, self.slots = usage, slots
+        self.values = (ga.values_program(net, layer, cfg)
+                       if config.keep_initial_population else None)
+
+    def add(self, i: int, bases, f, may_cap: bool = True) -> None:
+        config, s = self.config, self.sets[i]
+        s.add(bases, f)
+        if may_cap and len(s.f) > config.max_samples:
+            s.deduplicate()
+            s.cap(config.max_samples, config.sample_bins, config.per_bin, self.rngs[i])
+
+    def keep_initial(self, slot_pop, slot_ids, owners) -> None:
+        """The authors' reading: each neuron's initial population joins its sample set."""
+        if self.values is None:
+            return
+        bases = np.asarray(slot_pop.bases)
+        f0 = np.asarray(self.values(self.net.params, slot_pop.bases, slot_ids))
+        for k, i in enumerate(owners):
+            if i is not None:
+                self.add(i, bases[k], f0[k])
+
+    def collect(self, out: Generation, owners, generations, stopped):
+        """Add one generation's samples; finish the neurons that stopped with it."""
+        bases, f, active = np.asarray(out.bases), np.asarray(out.f), np.asarray(out.active)
+        self.usage.slot_generations += self.slots
+        self.usage.idle_generations += int(self.slots - active.sum())
+        for k in np.flatnonzero(active):
+            i = owners[k]
+            self.add(i, bases[k], f[k], generations[k] % self.config.cap_every == 0)
+            if stopped[k]:  # hand the samples over and drop the host accumulator
+                done, self.sets[i] = self.sets[i], None
+                yield i, _finish(self.net, self.layer, self.neurons[i], done, self.rngs[i],
+                                 self.config, self.cfg), int(generations[k])
+
+
 def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
               config: "DecodeConfig", seeding: Seeding | None = None, slots: int = 1,
               usage: SlotUsage | None = None
@@ -81,50 +124,17 @@ def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Arr
     cfg = ga.ga_config(net, layer, config)
     step = ga.step_program(net, layer, cfg)  # looked up here: tests wrap it
     fresh = _initialiser(cfg, seeding)
-    sets = [SampleSet.empty(cfg.length) for _ in neurons]
-    rngs = [neuron_rng(k) for k in keys]
-    usage = usage if usage is not None else SlotUsage()
+    samples = _Samples(net, layer, neurons, keys, config, cfg,
+                       usage if usage is not None else SlotUsage(), slots)
     pop, ids = _first_slots(fresh, keys, neurons, slots)
     owner = [k if k < len(neurons) else None for k in range(slots)]
     upcoming = iter(range(slots, len(neurons)))
-    values = (ga.values_program(net, layer, cfg)
-              if config.keep_initial_population else None)
-
-    def keep_initial(slot_pop, slot_ids, owners):
-        """The authors' reading: each neuron's initial population joins its sample set."""
-        bases = np.asarray(slot_pop.bases)
-        f0 = np.asarray(values(net.params, slot_pop.bases, slot_ids))
-        for k, i in enumerate(owners):
-            if i is not None:
-                sets[i].add(bases[k], f0[k])
-                if len(sets[i].f) > config.max_samples:
-                    sets[i].deduplicate()
-                    sets[i].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[i])
-
-    if values is not None:
-        keep_initial(pop, ids, owner)
-
-    def collect(out: Generation, owners, generations, stopped):
-        """Add one generation's samples; finish the neurons that stopped with it."""
-        bases, f, active = np.asarray(out.bases), np.asarray(out.f), np.asarray(out.active)
-        usage.slot_generations += slots
-        usage.idle_generations += int(slots - active.sum())
-        for k in np.flatnonzero(active):
-            i = owners[k]
-            sets[i].add(bases[k], f[k])
-            if generations[k] % config.cap_every == 0 and len(sets[i].f) > config.max_samples:
-                sets[i].deduplicate()
-                sets[i].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[i])
-            if stopped[k]:  # hand the samples over and drop the host accumulator
-                done, sets[i] = sets[i], None
-                yield i, _finish(net, layer, neurons[i], done, rngs[i], config, cfg), \
-                    int(generations[k])
-
+    samples.keep_initial(pop, ids, owner)
     pending = None
     while True:
         pop, out = step(net.params, pop, ids)  # dispatched: runs while the host
         if pending is not None:               # collects the previous generation
-            yield from collect(*pending)
+            yield from samples.collect(*pending)
         stopped = np.asarray(pop.done)
         pending = (out, list(owner), np.asarray(pop.generation), stopped)
         for k in np.flatnonzero(stopped):
@@ -134,12 +144,11 @@ def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Arr
             if owner[k] is not None:
                 i = owner[k]
                 started = (fresh(keys[i], i), jnp.asarray([neurons[i]], jnp.int32))
-                if values is not None:
-                    keep_initial(*started, [i])
+                samples.keep_initial(*started, [i])
                 pop, ids = _put_slot((pop, ids), started, k)
         if all(o is None for o in owner):
             break
-    yield from collect(*pending)
+    yield from samples.collect(*pending)
 
 
 def _finish(net, layer, neuron, samples, rng, config, cfg):

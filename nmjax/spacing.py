@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .arrays import draw_instances
 from .errors import NmjaxError
 from .fileio import write_text
 from .meme import Motif
@@ -135,8 +136,7 @@ def background_windows(length: int, samples: int, rng: np.random.Generator,
 
 
 def _draws(rng: np.random.Generator, ppm: np.ndarray, samples: int) -> np.ndarray:
-    cum = np.cumsum(ppm, axis=1)
-    return (rng.random((samples, len(ppm), 1)) > cum[None, :, :3]).sum(-1).astype(np.uint8)
+    return draw_instances(rng, ppm, samples).astype(np.uint8)
 
 
 def spacing_scan(net: Network, motif_a: Motif, motif_b: Motif, layer: int | None,

@@ -8,15 +8,15 @@ import jax
 import numpy as np
 
 from . import baselines, decoupling, motifs
+from .arrays import one_hot, power_of_two
 from .config import DecodeConfig
 from .results import NeuronResult
 from .runfolder import part_path, read_part, write_part
 
 
 def _conact(net, layer: int, neuron: int, consensus: np.ndarray) -> np.ndarray:
-    size = max(8, 1 << (len(consensus) - 1).bit_length())
-    x = np.zeros((size,) + consensus.shape[1:] + (4,), np.float32)
-    x[:len(consensus)] = np.eye(4, dtype=np.float32)[consensus]
+    x = np.zeros((power_of_two(len(consensus), 8),) + consensus.shape[1:] + (4,), np.float32)
+    x[:len(consensus)] = one_hot(consensus)
     return np.asarray(net.neuron_values(x, layer, neuron))[:len(consensus)]
 
 

@@ -24,11 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .activations import activation_fn
 from .architectures import build_config
 from .errors import NmjaxError
 from .fileio import write_text
 from .meme import write_meme
-from .network import Network, NetworkConfig, maxpool, activation_fn
+from .network import Network, NetworkConfig, maxpool
 from .simulate import SimulationConfig, planted_motifs, resolve_motifs, simulate
 
 

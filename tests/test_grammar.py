@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fake_decode import SOFT_GAPS, planted_ppm, write_fake_decode
-from nmjax.dictionary import DictionaryParams, tied_names
-from nmjax.frames import DecodedPPM
+from nmjax.clusters import DictionaryParams, tied_names
 from nmjax.errors import NmjaxError
+from nmjax.frames import DecodedPPM
 from nmjax.grammar import grammar_run, layer_summary, neuron_grammar
 from nmjax.motifdb import jaspar_motif, load_motif_db
 from nmjax.motifs import SEGMENT_RULES, laplace, segment_ppm

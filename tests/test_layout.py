@@ -121,3 +121,17 @@ def test_tests_use_public_names_only():
     bad = [u for p in sorted((ROOT / "tests").glob("*.py"))
            for u in private_uses(p, "tests." + p.stem, known)]
     assert bad == []
+
+
+def test_modules_and_functions_stay_small():
+    """No module over 400 lines, no function over 60: each reads in one sitting."""
+    long_modules, long_functions = [], []
+    for module, path in package_modules().items():
+        text = path.read_text()
+        if text.count("\n") > 400:
+            long_modules.append(module)
+        for node in ast.walk(ast.parse(text)):
+            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and node.end_lineno - node.lineno >= 60):
+                long_functions.append(f"{module}.{node.name}")
+    assert long_modules == [] and long_functions == []
