@@ -70,37 +70,29 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rows(cases: list[dict], key, cells) -> list[str]:
+    """Table rows: each case's `key(case)` cells, then `cells(case)` or its error."""
+    return [f"| {key(c)} | error: {c['error']} |" if "error" in c else f"| {key(c)} | {cells(c)} |"
+            for c in cases]
+
+
 def _layer_rows(layers: list[dict], peak: dict) -> list[str]:
-    lines = []
-    for r in layers:
-        if "error" in r:
-            lines.append(f"| {r['model']} | {r['width']} | {r['layer']} | error: {r['error']} |")
-            continue
-        lines.append(
-            f"| {r['model']} | {r['width']} | {r['layer']} | {r['receptive_field']} | "
-            f"{r['population']} | {r['neuron_batch']} | {r.get('precision', 'fp32')} | "
-            f"{r['model_mflop_per_seq']} | "
-            f"{r['score_seq_per_s']:.0f} | {r['score_model_gflops']} "
-            f"({r['score_executed_gflops']}) | {100 * r['score_fraction_of_peak']:.0f} of "
-            f"{r.get('case_fp32_peak_gflops', peak['fp32_peak'])} | "
-            f"{r['ga_s_per_generation_per_neuron']} | {r['ga_generations_per_s']} | "
-            f"{r['score_compile_s']}, {r['ga_compile_s']} | {r['ga_temp_mb']} | "
-            f"{r['peak_rss_mb']} | {r['load_before']}-{r['load_after']} |")
-    return lines
+    def cells(r: dict) -> str:
+        return (f"{r['receptive_field']} | "
+                f"{r['population']} | {r['neuron_batch']} | {r.get('precision', 'fp32')} | "
+                f"{r['model_mflop_per_seq']} | "
+                f"{r['score_seq_per_s']:.0f} | {r['score_model_gflops']} "
+                f"({r['score_executed_gflops']}) | {100 * r['score_fraction_of_peak']:.0f} of "
+                f"{r.get('case_fp32_peak_gflops', peak['fp32_peak'])} | "
+                f"{r['ga_s_per_generation_per_neuron']} | {r['ga_generations_per_s']} | "
+                f"{r['score_compile_s']}, {r['ga_compile_s']} | {r['ga_temp_mb']} | "
+                f"{r['peak_rss_mb']} | {r['load_before']}-{r['load_after']}")
+
+    return _rows(layers, lambda r: f"{r['model']} | {r['width']} | {r['layer']}", cells)
 
 
-def _decoded_rows(decoded: list[dict]) -> list[str]:
-    lines = ["", "## Decoded neurons, full-size Basset (sampling + decoupling)", "",
-             "| layer | neurons | generations | sample cap | s/neuron net of compile (with) | "
-             "K-means s | authors s/neuron | speed-up | target | s/generation (authors) | "
-             "load |",
-             "|" + "---|" * 11]
-    for d in decoded:
-        if "error" in d:
-            lines.append(f"| {d['layer']} | error: {d['error']} |")
-            continue
-        lines.append(
-            f"| {d['layer']} | {sum(len(b['neurons']) for b in d['batches'])}"
+def _decoded_cells(d: dict) -> str:
+    return (f"{sum(len(b['neurons']) for b in d['batches'])}"
             f"{' (incl. compile)' if d['includes_compile'] else ''} | "
             f"{d['generations_mean']} | {d['max_samples']} | "
             f"{d['seconds_per_neuron']} "
@@ -109,8 +101,15 @@ def _decoded_rows(decoded: list[dict]) -> list[str]:
             f">= {d['authors_s_per_neuron_at_least']} | >= {d['speedup_vs_authors_at_least']}x"
             f" | {d['target_speedup']}x | {d.get('sampling_s_per_generation', '')} "
             f"({d.get('authors_s_per_generation_at_least', '')}) | "
-            f"{d['load_before']}-{d['load_after']} |")
-    return lines
+            f"{d['load_before']}-{d['load_after']}")
+
+
+def _decoded_rows(decoded: list[dict]) -> list[str]:
+    return ["", "## Decoded neurons, full-size Basset (sampling + decoupling)", "",
+            "| layer | neurons | generations | sample cap | s/neuron net of compile (with) | "
+            "K-means s | authors s/neuron | speed-up | target | s/generation (authors) | "
+            "load |",
+            "|" + "---|" * 11] + _rows(decoded, lambda d: d["layer"], _decoded_cells)
 
 
 def _projection_rows(projected: list[dict]) -> list[str]:

@@ -5,8 +5,8 @@ import argparse
 import sys
 
 from . import commands
-from .config import (DEFAULT_SEGMENT_RULE, EMPTY_BIN_RULES, METHODS, MUTATION_RULES,
-                     PRECISION_CHOICES, RATIO_RULES, SEEDING_RULES, SEGMENT_RULES)
+from .config import (EMPTY_BIN_RULES, METHODS, MUTATION_RULES, PRECISION_CHOICES, RATIO_RULES,
+                     SEEDING_RULES, SEGMENT_RULES, DecodeConfig)
 from .errors import NmjaxError
 
 
@@ -134,26 +134,26 @@ def _decode_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", default=None, help="conv layers, e.g. 1-3 (default: all)")
     p.add_argument("--neurons", default=None, help="neurons of each layer, e.g. 0-15 (default: all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rounds", default="auto", help="decoupling rounds: auto (t-test rule) or N")
-    p.add_argument("--method", default="neuronmotif", choices=METHODS)
-    p.add_argument("--mutation", default="reference", choices=MUTATION_RULES,
-                   help="GA mutation rule (default: reference)")
-    p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+    p.add_argument("--rounds", default=str(DecodeConfig.rounds), help="decoupling rounds: auto (t-test rule) or N")
+    p.add_argument("--method", default=DecodeConfig.method, choices=METHODS)
+    p.add_argument("--mutation", default=DecodeConfig.mutation, choices=MUTATION_RULES,
+                   help=f"GA mutation rule (default: {DecodeConfig.mutation})")
+    p.add_argument("--precision", default=DecodeConfig.precision, choices=PRECISION_CHOICES,
                    help="GA passes in bf16 or fp32; auto: bf16 below convs of >= 128 channels "
                         "(kept samples are re-scored in fp32 either way)")
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's clip(N/20*1000, 2000, 5000))")
-    p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: 200)")
+    p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: "
+                   f"{DecodeConfig.max_generations})")
     p.add_argument("--batch", type=int, default=None,
                    help="neurons per call of a layer's compiled GA program (default: 1 per device; "
                         "raise it on a GPU)")
     p.add_argument("--memory-budget", default=None,
                    help="temporary GA memory per device, e.g. 8G: lowers the neuron batch of a "
                         "layer to fit (default: no limit)")
-    p.add_argument("--segment-rule", default=DEFAULT_SEGMENT_RULE,
-                   choices=SEGMENT_RULES,
+    p.add_argument("--segment-rule", default=DecodeConfig.segment_rule, choices=SEGMENT_RULES,
                    help="how PPMs are cut into motifs for motifs.meme and the grammar "
-                        f"(default: {DEFAULT_SEGMENT_RULE}; see README, Matching and grammar)")
+                        f"(default: {DecodeConfig.segment_rule}; see README, Matching and grammar)")
     _reading_args(p)
 
 

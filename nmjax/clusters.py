@@ -10,13 +10,13 @@ from typing import Sequence
 import numpy as np
 
 from .frames import DecodedPPM, Placement, alignment, inverse, weighted_frame
-from .matching import TomtomParams, TomtomResult, tomtom
+from .matching import TomtomConfig, TomtomResult, tomtom
 from .meme import Motif
 from .motifs import SegmentRule, information_content, segment_ppm, unsmooth
 
 
 @dataclass(frozen=True)
-class DictionaryParams:
+class DictionaryConfig:
     """Thresholds of the dictionary (defaults: the authors' q-values where they give one)."""
 
     cluster_q: float = 0.01          # segments / units of one motif (the authors' 0.01)
@@ -49,14 +49,14 @@ class Segment:
         return self.end - self.start
 
 
-def palindromic(ppm: np.ndarray, params: DictionaryParams) -> bool:
+def palindromic(ppm: np.ndarray, params: DictionaryConfig) -> bool:
     """A matrix that reads the same on both strands (mean total-variation distance between its
     columns and its reverse complement's below palindrome_distance), e.g. CEBPB's ATTGCGCAAT."""
     ppm = np.asarray(ppm)
     return float(0.5 * np.abs(ppm - ppm[::-1, ::-1]).sum(1).mean()) < params.palindrome_distance
 
 
-def tied_names(candidates: Sequence[tuple[float, str]], params: DictionaryParams) -> list[str]:
+def tied_names(candidates: Sequence[tuple[float, str]], params: DictionaryConfig) -> list[str]:
     """TF names of the (p-value, name) candidates whose -log10 p is at least tie_log_fraction
     of the first candidate's (the reference; the best when sorted), distinct
     (case-insensitive), at most max_names, the reference first and then by p. A ratio of p
@@ -70,7 +70,7 @@ def tied_names(candidates: Sequence[tuple[float, str]], params: DictionaryParams
     return list(chosen.values())
 
 
-def best_match(res: TomtomResult, q: int, db: Sequence[Motif], params: DictionaryParams,
+def best_match(res: TomtomResult, q: int, db: Sequence[Motif], params: DictionaryConfig,
                target: int | None = None) -> dict | None:
     """The best database matrix of query q (or the given `target`), if q < name_q, with the
     paralog matrices that tie with it (`tied_names`); else None."""
@@ -87,7 +87,7 @@ def best_match(res: TomtomResult, q: int, db: Sequence[Motif], params: Dictionar
 
 # -- 1. segments ------------------------------------------------------------------------
 def segment_neuron(ppms: Sequence[DecodedPPM], rule: SegmentRule, db: Sequence[Motif],
-                   params: DictionaryParams, tparams: TomtomParams) -> list[Segment]:
+                   params: DictionaryConfig, tparams: TomtomConfig) -> list[Segment]:
     """Segments of every PPM of a neuron, half-sites of one database matrix joined."""
     per_ppm = []
     for d in ppms:
@@ -120,7 +120,7 @@ def segment_neuron(ppms: Sequence[DecodedPPM], rule: SegmentRule, db: Sequence[M
 
 
 def _covers_both(res: TomtomResult, k: int, a: Segment, b: Segment, db: Sequence[Motif],
-                 params: DictionaryParams) -> bool:
+                 params: DictionaryConfig) -> bool:
     """Whether the union of a and b (row k) matches a matrix covering half of each."""
     t = int(np.argmin(res.p_value[k]))
     lo = max(0, -int(res.offset[k, t]))
@@ -151,7 +151,7 @@ def distinct(motifs: Sequence[Motif], order: Sequence[int]) -> tuple[list[int], 
 
 
 def greedy_clusters(motifs: Sequence[Motif], order: Sequence[int], db: Sequence[Motif],
-                    params: DictionaryParams, tparams: TomtomParams
+                    params: DictionaryConfig, tparams: TomtomConfig
                     ) -> list[tuple[int, list[tuple[int, int, bool]]]]:
     """Greedy Tomtom clustering, both strands: in `order`, a representative takes every free
     motif matching it (q < cluster_q in either direction) over min_overlap of the shorter.
@@ -188,7 +188,7 @@ def greedy_clusters(motifs: Sequence[Motif], order: Sequence[int], db: Sequence[
 
 
 def segment_clusters(segments: Sequence[Segment], db: Sequence[Motif],
-                     params: DictionaryParams, tparams: TomtomParams
+                     params: DictionaryConfig, tparams: TomtomConfig
                      ) -> list[tuple[int, list[Placement], list[Segment]]]:
     """Clusters of segments: (representative, its frame's placement in every member's PPM,
     the members)."""
@@ -216,7 +216,7 @@ class Unit:
 
 
 def cluster_units(clusters, ppms: dict[int, DecodedPPM], db: Sequence[Motif],
-                  params: DictionaryParams, tparams: TomtomParams
+                  params: DictionaryConfig, tparams: TomtomConfig
                   ) -> tuple[list[Unit], list[Segment]]:
     """The units of every cluster (module docstring, step 3). A database matrix occurs in a
     member's PPM when half of it lies inside the member's segment (a segment that only touches
@@ -249,7 +249,7 @@ def cluster_units(clusters, ppms: dict[int, DecodedPPM], db: Sequence[Motif],
 
 
 def _match_span(res: TomtomResult, q: int, start: int, db: Sequence[Motif],
-                params: DictionaryParams) -> tuple[int, int, dict] | None:
+                params: DictionaryConfig) -> tuple[int, int, dict] | None:
     """The best match of query q (whose column 0 is frame column `start`) and its matrix's
     span in the frame."""
     match = best_match(res, q, db, params)
@@ -260,7 +260,7 @@ def _match_span(res: TomtomResult, q: int, start: int, db: Sequence[Motif],
 
 
 def _split(contexts: Sequence[tuple[np.ndarray, int]], db: Sequence[Motif],
-           params: DictionaryParams, tparams: TomtomParams
+           params: DictionaryConfig, tparams: TomtomConfig
            ) -> list[list[tuple[int, int, dict | None]]]:
     """Per context (columns -flank .. length + flank of a representative's frame), its units
     as (lo, hi, match) in the frame: the database matrices side by side when the
@@ -315,7 +315,7 @@ def _split(contexts: Sequence[tuple[np.ndarray, int]], db: Sequence[Motif],
             for p, whole, (_, length) in zip(parts, wholes, contexts)]
 
 
-def _one_motif(length: int, whole: tuple | None, params: DictionaryParams) -> bool:
+def _one_motif(length: int, whole: tuple | None, params: DictionaryConfig) -> bool:
     """Whether a representative of `length` columns has no room for a second matrix beside
     its whole match: fewer than min_part of its columns on either side of the match's span."""
     return whole is not None and max(whole[0], length - whole[1]) < params.min_part
@@ -327,7 +327,7 @@ def _covered(span: tuple[int, int], by: tuple | None) -> bool:
 
 
 def _valid_cut(c: int, left: tuple, right: tuple, core_lo: int, core_hi: int, own: tuple | None,
-               params: DictionaryParams) -> bool:
+               params: DictionaryConfig) -> bool:
     (ls, le), (rs, re_) = left[:2], right[:2]
     shared = min(le, re_) - max(ls, rs)
     return not (ls >= rs or shared > params.max_part_overlap * min(le - ls, re_ - rs)

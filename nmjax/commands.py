@@ -25,9 +25,9 @@ def cmd_info(args) -> int:
 
 def cmd_train(args) -> int:
     from .simulate import load_config
-    from .train import TrainSettings, train_on_simulation
+    from .train import TrainConfig, train_on_simulation
 
-    settings = TrainSettings(args.epochs, args.batch_size, args.lr, args.patience, args.dropout,
+    settings = TrainConfig(args.epochs, args.batch_size, args.lr, args.patience, args.dropout,
                              args.seed)
     _, metrics = train_on_simulation(load_config(args.dataset), args.arch, args.width, settings,
                                      args.out)
@@ -124,11 +124,11 @@ def cmd_decode(args) -> int:
               f"{t['subsets']} subsets, {t['dead_neurons']} dead, rounds {r.rounds}; "
               f"wrote {layer_dir(args.out, layer)}/")
     if not args.no_report:
-        from .matching import TomtomParams
+        from .matching import TomtomConfig
         from .report import finish_run
 
         analysis = finish_run(args.out, args.motif_db, args.release,
-                              TomtomParams(distance=args.distance))
+                              TomtomConfig(distance=args.distance))
         print(f"report: {analysis['report']}")
     return 0
 
@@ -175,9 +175,9 @@ def cmd_merge(args) -> int:
 
 
 def cmd_match(args) -> int:
-    from .matching import TomtomParams, match_run
+    from .matching import TomtomConfig, match_run
 
-    per_layer = match_run(args.dir, args.motif_db, args.release, TomtomParams(distance=args.distance))
+    per_layer = match_run(args.dir, args.motif_db, args.release, TomtomConfig(distance=args.distance))
     for layer, matches in per_layer.items():
         found = sorted({m.query for m in matches if m.q_value < 0.01})
         print(f"layer {layer}: {len(found)} motifs match the database at q < 0.01; "
@@ -186,11 +186,11 @@ def cmd_match(args) -> int:
 
 
 def cmd_grammar(args) -> int:
-    from .grammar import GrammarParams, grammar_run
-    from .matching import TomtomParams
+    from .grammar import GrammarConfig, grammar_run
+    from .matching import TomtomConfig
 
-    tparams = TomtomParams(distance=args.distance)
-    params = GrammarParams(segment_rule=args.rule)
+    tparams = TomtomConfig(distance=args.distance)
+    params = GrammarConfig(segment_rule=args.rule)
     for layer, result in grammar_run(args.dir, args.motif_db, args.release, params,
                                      tparams=tparams).items():
         for neuron, g in result["neurons"].items():
@@ -228,23 +228,23 @@ def cmd_probe(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .matching import TomtomParams
+    from .matching import TomtomConfig
     from .report import build_report, finish_run
 
     if args.no_match:
         index = build_report(args.dir)
     else:
         index = finish_run(args.dir, args.motif_db, args.release,
-                           TomtomParams(distance=args.distance))["report"]
+                           TomtomConfig(distance=args.distance))["report"]
     print(f"report: {index}")
     return 0
 
 
 def cmd_scan(args) -> int:
     import nmjax
-    from .scan import ScanSettings, scan
+    from .scan import ScanConfig, scan
 
-    settings = ScanSettings(args.top, args.extend, args.p_value, args.chunk, args.batch)
+    settings = ScanConfig(args.top, args.extend, args.p_value, args.chunk, args.batch)
     layers = parse_range(args.layers, "--layers") if args.layers else None
     neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
     net = nmjax.load(args.model, args.architecture)

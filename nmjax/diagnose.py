@@ -20,28 +20,24 @@ import numpy as np
 
 from . import runfolder
 from .fileio import write_text
-from .runfolder import SubsetRow, decoded_layers, parse_ppm_name, read_neurons
+from .runfolder import SubsetRow, decoded_layers, parse_ppm_name, read_neurons, read_segments
 
 @dataclass(frozen=True)
-class DiagnoseParams:
+class DiagnoseConfig:
     sick_ratio: float = 0.5
     weak_fraction: float = 0.1
 
 
 def motif_counts(layer_dir: str | os.PathLike) -> dict[int, int]:
     """Segmented motifs per neuron, from the names L{L}_N{n}_S{s}_{a}-{b} in motifs.meme."""
-    path = Path(layer_dir) / "motifs.meme"
     counts: dict[int, int] = {}
-    if path.is_file():
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith("MOTIF"):
-                    neuron = parse_ppm_name(line.split()[1])[1]
-                    counts[neuron] = counts.get(neuron, 0) + 1
+    for m in read_segments(layer_dir):
+        neuron = parse_ppm_name(m.name)[1]
+        counts[neuron] = counts.get(neuron, 0) + 1
     return counts
 
 
-def diagnose_layer(layer_dir: str | os.PathLike, params: DiagnoseParams = DiagnoseParams()) -> dict:
+def diagnose_layer(layer_dir: str | os.PathLike, params: DiagnoseConfig = DiagnoseConfig()) -> dict:
     """Per-neuron status and the layer's conact-vs-act scatter points (one per subset)."""
     rows = read_neurons(layer_dir)
     motifs = motif_counts(layer_dir)
@@ -74,7 +70,7 @@ def diagnose_layer(layer_dir: str | os.PathLike, params: DiagnoseParams = Diagno
                                   "max": max((n["motifs"] for n in neurons), default=0)}}
 
 
-def diagnose_run(out_dir: str | os.PathLike, params: DiagnoseParams = DiagnoseParams()) -> dict:
+def diagnose_run(out_dir: str | os.PathLike, params: DiagnoseConfig = DiagnoseConfig()) -> dict:
     """Diagnose every decoded layer; write DIR/diagnose.json and return its content."""
     result = {"definitions": {"dead": "every subset has n = 0",
                               "sick": f"alive and (max conact / max act < {params.sick_ratio} or "

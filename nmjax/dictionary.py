@@ -37,10 +37,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .clusters import (DictionaryParams, Unit, best_match, cluster_units, greedy_clusters,
+from .clusters import (DictionaryConfig, Unit, best_match, cluster_units, greedy_clusters,
                        palindromic, segment_clusters, segment_neuron)
 from .frames import DecodedPPM, Placement, alignment, frame_columns, weighted_frame
-from .matching import TomtomParams, tomtom
+from .matching import TomtomConfig, tomtom
 from .meme import Motif
 from .motifs import SegmentRule, consensus_string, information_content
 
@@ -62,7 +62,7 @@ class Entry:
 
 # -- 4. entries -----------------------------------------------------------------------------
 def build_entries(units: Sequence[Unit], ppms: dict[int, DecodedPPM], db: Sequence[Motif],
-                  params: DictionaryParams, tparams: TomtomParams) -> list[Entry]:
+                  params: DictionaryConfig, tparams: TomtomConfig) -> list[Entry]:
     """Hard motifs from units (module docstring, step 4), best supported first."""
     if not units:
         return []
@@ -113,7 +113,7 @@ def frame_matrix(e: Entry, ppms: dict[int, DecodedPPM], db: Sequence[Motif]) -> 
 
 
 def _keep_fitting(e: Entry, ppms: dict[int, DecodedPPM], db: Sequence[Motif],
-                  params: DictionaryParams) -> None:
+                  params: DictionaryConfig) -> None:
     """Drop an entry's repeated placements and those whose PPM stretch does not read as its
     matrix (site_fit below `site_fit`): a segment clustered by a partial overlap can place a
     motif over its neighbour (CTCF over the CEBP beside it)."""
@@ -123,7 +123,7 @@ def _keep_fitting(e: Entry, ppms: dict[int, DecodedPPM], db: Sequence[Motif],
 
 
 def _name_entries(groups: list[tuple[int, list[Placement]]], ppms: dict[int, DecodedPPM],
-                  db: Sequence[Motif], params: DictionaryParams, tparams: TomtomParams
+                  db: Sequence[Motif], params: DictionaryConfig, tparams: TomtomConfig
                   ) -> list[Entry]:
     """Entries of unit groups, each placed in the frame of its best database matrix (or its
     own frame when novel)."""
@@ -146,7 +146,7 @@ def _name_entries(groups: list[tuple[int, list[Placement]]], ppms: dict[int, Dec
 
 
 def _describe(entries: list[Entry], ppms: dict[int, DecodedPPM], db: Sequence[Motif],
-              params: DictionaryParams, tparams: TomtomParams) -> None:
+              params: DictionaryConfig, tparams: TomtomConfig) -> None:
     """Each entry's PPM (the weighted mean of its sites, in its matrix's frame), and that
     matrix's p-value and paralog ties on this PPM."""
     for e in entries:
@@ -199,8 +199,8 @@ def neuron_sites(entries: Sequence[Entry], ppms: dict[int, DecodedPPM], db: Sequ
 
 
 def neuron_dictionary(ppms: Sequence[DecodedPPM], rule: SegmentRule, db: Sequence[Motif],
-                      params: DictionaryParams = DictionaryParams(),
-                      tparams: TomtomParams = TomtomParams()
+                      params: DictionaryConfig = DictionaryConfig(),
+                      tparams: TomtomConfig = TomtomConfig()
                       ) -> tuple[list[Entry], dict[int, list[dict]], dict]:
     """The dictionary of a neuron's decoupled PPMs, the sites of every PPM, and counts."""
     by_subset = {d.subset: d for d in ppms}

@@ -18,18 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .clusters import DictionaryParams, tied_names
+from .clusters import DictionaryConfig, tied_names
 from .diagnose import diagnose_run
 from .fileio import write_text
 from .grammar import grammar_run
 from .html import HITS_JS, fmt, page, row, scatter_svg
 from .logo import logo_svg
-from .matching import (Match, TomtomParams, describe, match_layer, read_layer_motifs,
+from .matching import (Match, TomtomConfig, describe, match_layer,
                        read_matches, warn_if_few_targets)
 from .motifdb import DEFAULT_RELEASE, load_motif_db
 from .neuron_page import DISCOVERED_Q, neuron_page
 from .runfolder import (decoded_layers, layer_dir, neuron_page_path, parse_ppm_name, read_neurons,
-                        read_run)
+                        read_ppms, read_run)
 from .validation import validation_section_html
 
 MAX_TFS_LISTED = 6    # TF names per neuron in the overview table
@@ -140,7 +140,7 @@ def summary_section(out_dir: Path) -> str:
 def tf_groups(found: list[Match]) -> list[str]:
     """Per matched motif, its best TF named with its paralog ties (dictionary.tied_names, e.g.
     CEBPB/CEBPE); best p first, a group listed only if it adds a TF not listed before."""
-    params, by_query = DictionaryParams(), {}
+    params, by_query = DictionaryConfig(), {}
     for m in found:
         by_query.setdefault(m.query, []).append((m.p_value, m.target_name or m.target))
     listed: set[str] = set()
@@ -158,7 +158,7 @@ def _layer_section(out_dir: Path, report: Path, layer: int, diag: dict) -> tuple
     """The overview of one layer (writing its neuron pages); returns it and its hits."""
     folder = layer_dir(out_dir, layer)
     rows = read_neurons(folder)
-    ppms = read_layer_motifs(folder / "ppms.meme")
+    ppms = read_ppms(folder)
     gpath, mpath = folder / "grammar.json", folder / "matches.tsv"
     grammars = json.loads(gpath.read_text())["neurons"] if gpath.is_file() else {}
     matches = read_matches(mpath) if mpath.is_file() else []
@@ -257,7 +257,7 @@ def _hits_page(hits: list[tuple[int, Match]]) -> str:
 
 
 def finish_run(out_dir: str | os.PathLike, motif_db: str | os.PathLike | None = None,
-               release: str = DEFAULT_RELEASE, params: TomtomParams = TomtomParams()) -> dict:
+               release: str = DEFAULT_RELEASE, params: TomtomConfig = TomtomConfig()) -> dict:
     """After decoding: match, grammar (and the model summary), diagnose and report for every
     layer of DIR.
     Returns the seconds each step took and the report path; writes DIR/analysis.json."""

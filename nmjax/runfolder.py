@@ -30,7 +30,7 @@ import numpy as np
 from .config import FREE_SETTINGS, VERSION, DecodeConfig
 from .errors import NmjaxError
 from .fileio import atomic_path, check_output_dir, write_text
-from .meme import Motif, write_meme
+from .meme import Motif, read_meme, write_meme
 from .motifs import consensus_string, segment_ppm, segment_rule
 from .results import LayerResult, NeuronResult
 
@@ -178,6 +178,27 @@ def write_layer(out: Path, result: LayerResult, config: DecodeConfig) -> None:
     write_meme(d / "ppms.meme", files["ppms.meme"])
     write_meme(d / "motifs.meme", files["motifs.meme"])
     write_text(d / "neurons.tsv", files["neurons.tsv"])
+
+
+def _read_motif_file(path: Path) -> list[Motif]:
+    """The motifs of a MEME file; none if it is missing or holds only the header (a layer whose
+    neurons are all dead, or with no motif)."""
+    if not path.is_file():
+        return []
+    with open(path) as fh:
+        if not any(line.startswith("MOTIF") for line in fh):
+            return []
+    return read_meme(path)
+
+
+def read_ppms(layer_path: str | os.PathLike) -> list[Motif]:
+    """The subsets' smoothed PPMs of a layer (ppms.meme)."""
+    return _read_motif_file(Path(layer_path) / "ppms.meme")
+
+
+def read_segments(layer_path: str | os.PathLike) -> list[Motif]:
+    """The PPMs' segments of a layer (motifs.meme)."""
+    return _read_motif_file(Path(layer_path) / "motifs.meme")
 
 
 @dataclasses.dataclass(frozen=True)

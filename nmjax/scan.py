@@ -46,7 +46,7 @@ CHECKPOINT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
-class ScanSettings:
+class ScanConfig:
     """top regions per neuron, extension (bp) of the motif profiles, site p-value threshold,
     bases per chunk and chunks per call of the scanning program."""
 
@@ -114,7 +114,7 @@ def load_sequences(fasta: str | os.PathLike | None = None, bed: str | os.PathLik
 
 def stream_candidates(net: Network, sequences: dict[str, np.ndarray],
                       intervals: Sequence[Interval], layers: Sequence[int],
-                      neurons: Sequence[Sequence[int]], settings: ScanSettings = ScanSettings(),
+                      neurons: Sequence[Sequence[int]], settings: ScanConfig = ScanConfig(),
                       state: Path | None = None, progress: bool = False
                       ) -> dict[int, TopCandidates]:
     """The scanning pass: per layer the best candidate windows of every requested neuron."""
@@ -146,7 +146,7 @@ def stream_candidates(net: Network, sequences: dict[str, np.ndarray],
 
 
 def _fingerprint(net: Network, sequences: dict[str, np.ndarray], intervals, shape,
-                 settings: ScanSettings) -> str:
+                 settings: ScanConfig) -> str:
     """What a saved state must match to be resumed: model, settings, intervals and bases."""
     h = hashlib.sha256(json.dumps([net.config.to_json(), asdict(shape), asdict(settings),
                                    [asdict(iv) for iv in intervals]]).encode())
@@ -181,7 +181,7 @@ def _resume(path: Path, tops: dict[int, TopCandidates], fingerprint: str) -> int
 
 def neuron_scan(sequences: dict[str, np.ndarray], intervals: Sequence[Interval],
                 top: TopCandidates, column: int, layer: int, neuron: int, receptive: int,
-                motifs: Sequence[Motif], settings: ScanSettings = ScanSettings()) -> NeuronScan:
+                motifs: Sequence[Motif], settings: ScanConfig = ScanConfig()) -> NeuronScan:
     """Top regions, their weighted logo and the motif-position profiles of one neuron."""
     found = top.regions(column, settings.top, receptive, Stream.of(intervals))
     regions = tuple(Region(intervals[i].chrom, intervals[i].start + s,
@@ -224,7 +224,7 @@ def _profile(motif: Motif, ext: np.ndarray, lead: int, receptive: int,
 def scan(net: Network, fasta: str | os.PathLike | None = None, *,
          bed: str | os.PathLike | None = None, genome: str | os.PathLike | None = None,
          layers: Sequence[int] | None = None, neurons: Sequence[int] | None = None,
-         settings: ScanSettings = ScanSettings(), out: str | os.PathLike | None = None,
+         settings: ScanConfig = ScanConfig(), out: str | os.PathLike | None = None,
          decode_dir: str | os.PathLike | None = None, progress: bool = False
          ) -> dict[int, list[NeuronScan]]:
     """Scan `fasta` (or the `bed` intervals of `genome`) with `neurons` (default all) of
@@ -286,7 +286,7 @@ def _motifs(decode_dir, layer: int, neuron: int) -> list[Motif]:
 
 
 def write_layer_scan(scan_dir: Path, scans: Sequence[NeuronScan], receptive: int,
-                     settings: ScanSettings) -> None:
+                     settings: ScanConfig) -> None:
     """Every neuron's files and the layer's summary.tsv (see the module docstring)."""
     from .plots import line_plot_svg, standalone_logo_svg
 
@@ -327,7 +327,7 @@ def write_layer_scan(scan_dir: Path, scans: Sequence[NeuronScan], receptive: int
 
 def activation_tracks(net: Network, sequences: dict[str, np.ndarray],
                       intervals: Sequence[Interval], layer: int,
-                      neurons: Sequence[int] | None = None, settings: ScanSettings = ScanSettings()
+                      neurons: Sequence[int] | None = None, settings: ScanConfig = ScanConfig()
                       ) -> list[np.ndarray]:
     """f of `neurons` of `layer` at every window start of every interval, both strands: per
     interval an array (length - N + 1, neurons, 2) (strand +, -), NaN where not scored (N

@@ -28,7 +28,7 @@ def scan_flops_per_base(net, layer: int) -> int:
 
 
 def bench_scan(chunk: int, batch: int, bases: int, repeats: int) -> dict:
-    from .scan import ScanSettings, stream_candidates
+    from .scan import ScanConfig, stream_candidates
     from .scanning import scan_program, scan_shape
     from .sequences import whole_records
 
@@ -50,7 +50,7 @@ def bench_scan(chunk: int, batch: int, bases: int, repeats: int) -> dict:
     sequences = {"random": np.random.default_rng(1).integers(0, 4, bases).astype(np.uint8)}
     t0 = time.perf_counter()
     stream_candidates(net, sequences, whole_records(sequences), [LAYER], [neurons],
-                      ScanSettings(chunk=chunk, batch=batch))
+                      ScanConfig(chunk=chunk, batch=batch))
     whole_s = time.perf_counter() - t0
     flops = scan_flops_per_base(net, LAYER)
     program_rate = batch * shape.window / best

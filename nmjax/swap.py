@@ -25,9 +25,8 @@ import numpy as np
 
 from .errors import NmjaxError
 from .fileio import write_text
-from .matching import read_layer_motifs
 from .network import Network
-from .runfolder import layer_dir, neuron_tag, parse_ppm_name, read_neurons, read_run
+from .runfolder import layer_dir, neuron_tag, parse_ppm_name, read_neurons, read_ppms, read_run
 
 PAPER_WINDOW = 51
 
@@ -88,7 +87,7 @@ def window_swap(net: Network, out_dir: str | os.PathLike, layer: int, neuron: in
     if sick == consistent:
         raise NmjaxError(f"the sick and consistent subsets are both {sick}; give two subsets")
     codes = {s: np.array(["ACGT".index(c) for c in rows[s].consensus]) for s in (sick, consistent)}
-    ppms = {parse_ppm_name(m.name)[2]: m.ppm for m in read_layer_motifs(folder / "ppms.meme")
+    ppms = {parse_ppm_name(m.name)[2]: m.ppm for m in read_ppms(folder)
             if parse_ppm_name(m.name)[1] == neuron}
     eye = np.eye(4)
     shift = align_shift(*(ppms.get(s, eye[codes[s]]) for s in (sick, consistent)),

@@ -89,7 +89,7 @@ def to_network(config: NetworkConfig, variables: dict, bn_epsilon: float = 1e-3)
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainSettings:
+class TrainConfig:
     """Optimisation settings; `seed` fixes initialisation, dropout and batch order."""
 
     epochs: int = 30
@@ -149,7 +149,7 @@ def _logits_in_batches(eval_logits, variables, x: np.ndarray, batch_size: int) -
 
 
 def train_network(config: NetworkConfig, train_xy: tuple[np.ndarray, np.ndarray],
-                  valid_xy: tuple[np.ndarray, np.ndarray], settings: TrainSettings = TrainSettings(),
+                  valid_xy: tuple[np.ndarray, np.ndarray], settings: TrainConfig = TrainConfig(),
                   progress: bool = True) -> TrainResult:
     """Train `config` on (one-hot, labels) arrays with early stopping on the validation loss."""
     from tqdm import tqdm
@@ -218,7 +218,7 @@ def task_metrics(network: Network, x: np.ndarray, y: np.ndarray, task_names, bat
 
 
 def train_on_simulation(dataset: SimulationConfig, arch: str, width: float,
-                        settings: TrainSettings, out_dir: str | os.PathLike | None = None,
+                        settings: TrainConfig, out_dir: str | os.PathLike | None = None,
                         progress: bool = True) -> tuple[TrainResult, dict]:
     """Simulate the splits, train, evaluate on the test split, and (with `out_dir`) write
 

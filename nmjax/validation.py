@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NmjaxError
-from .matching import read_layer_motifs
 from .meme import Motif
-from .runfolder import layer_dir, neuron_tag, parse_ppm_name, read_neurons
+from .runfolder import layer_dir, neuron_tag, parse_ppm_name, read_neurons, read_segments
 
 MAX_SEGMENTS = 8      # segmented motifs used per neuron without a grammar (largest subsets first)
 
@@ -40,7 +39,7 @@ def neuron_motifs(out_dir: str | os.PathLike, layer: int, neuron: int,
             raise NmjaxError(f"cannot read {grammar}: {e}") from None
         if entry is not None and entry.get("dictionary"):
             return _dictionary_motifs(layer, neuron, entry["dictionary"])
-    segments = [m for m in read_layer_motifs(folder / "motifs.meme")
+    segments = [m for m in read_segments(folder)
                 if parse_ppm_name(m.name)[1] == neuron]
     if not segments:
         return []
