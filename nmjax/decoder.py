@@ -66,9 +66,7 @@ def decode_neuron(net, layer: int, neuron: int, key: jax.Array | int = 0,
     """
     if isinstance(key, int):
         key = neuron_key(key, layer, neuron)
-    if not 0 <= neuron < net.channels(layer):
-        raise NmjaxError(f"neuron {neuron} does not exist: layer {layer} has neurons "
-                         f"0..{net.channels(layer) - 1}")
+    net.neurons_of(layer, [neuron])
     [(_, (bases, f), generations)] = sample_stream(net, layer, [neuron], [key], config, below, 1)
     results, _, _ = summarise_rounds(net, layer, {neuron: (bases, f, generations)}, {neuron: key},
                                   config)
@@ -86,7 +84,7 @@ def requested_layers(net, layers: list[int] | None) -> list[int]:
     """The sorted conv layers to decode (None = all); a clear error for a missing one."""
     layers = sorted(set(layers or range(1, net.num_conv_layers + 1)))
     for l in layers:
-        net.channels(l)  # raises a clear error for a missing layer
+        net.check_layer(l)
     return layers
 
 
@@ -100,19 +98,6 @@ def clipped_neurons(net, layer: int, neurons: list[int] | None) -> list[int] | N
         raise NmjaxError(f"none of the requested neurons exist in layer {layer} "
                          f"({net.channels(layer)} neurons)")
     return sel
-
-
-def layer_neurons(net, layer: int, neurons: list[int] | None) -> list[int]:
-    """The sorted neurons to decode in `layer` (None = all); a clear error for bad ones."""
-    channels = net.channels(layer)
-    if neurons is None:
-        return list(range(channels))
-    neurons = sorted(set(neurons))
-    bad = [n for n in neurons if not 0 <= n < channels]
-    if bad or not neurons:
-        raise NmjaxError(f"neuron(s) {bad or 'none'} do not exist: layer {layer} has neurons "
-                         f"0..{channels - 1}")
-    return neurons
 
 
 def sample_layer(net, layer: int, neurons: list[int], seed: int, config: DecodeConfig,
@@ -200,7 +185,7 @@ def decode_layer(net, layer: int, neurons: list[int] | None = None, seed: int = 
     With `out`, every neuron's samples and decoupled subsets are written atomically as they
     finish and reused by a rerun; the layer files are assembled at the end.
     """
-    neurons = layer_neurons(net, layer, neurons)
+    neurons = net.neurons_of(layer, neurons)
     out = Path(out) if out is not None else None
     samples, timings = sample_layer(net, layer, neurons, seed, config,
                                     layer_dir(out, layer) if out is not None else None, below, progress)

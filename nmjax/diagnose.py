@@ -20,6 +20,7 @@ import numpy as np
 
 from . import runfolder
 from .fileio import write_text
+from .results import pooled_ratio
 from .runfolder import SubsetRow, decoded_layers, parse_ppm_name, read_neurons, read_segments
 
 @dataclass(frozen=True)
@@ -55,9 +56,8 @@ def diagnose_layer(layer_dir: str | os.PathLike, params: DiagnoseConfig = Diagno
         if not live:
             neurons.append({**entry, "status": "dead", "act": None, "conact": None, "ratio": None})
             continue
-        act = max(r.act for r in live)
-        conact = max(r.conact for r in live)
-        ratio = conact / act if act > 0 else float("nan")
+        act, conact = max(r.act for r in live), max(r.conact for r in live)
+        ratio = pooled_ratio([r.act for r in live], [r.conact for r in live])
         sick = not ratio >= params.sick_ratio or act < params.weak_fraction * median_act
         neurons.append({**entry, "status": "sick" if sick else "alive", "act": act,
                         "conact": conact, "ratio": ratio})

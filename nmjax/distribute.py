@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import DecodeConfig
 from .decoder import (clipped_neurons, finish_layer, first_round_config, layer_by_layer,
-                      layer_neurons, neuron_key, requested_layers, sample_layer)
+                      neuron_key, requested_layers, sample_layer)
 from .devices import device_count
 from .errors import NmjaxError
 from .fileio import write_text
@@ -110,7 +110,7 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
                     f"(--layers {l - 1} --shard i/{shard.count}), then `nmjax merge {out}`")
 
     def one(l: int, _) -> list[int]:
-        selection = layer_neurons(net, l, clipped_neurons(net, l, neurons))
+        selection = net.neurons_of(l, clipped_neurons(net, l, neurons))
         mine = shard.select(selection)
         d = layer_dir(out, l)
         samples, timings = sample_layer(net, l, mine, seed, config, d, below.get(l), progress)
@@ -156,7 +156,7 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
         if len(selections) > 1:
             raise NmjaxError(f"the shards of layer {l} in {out} were run with different "
                              f"--neurons selections: {sorted(selections)}")
-        selection = layer_neurons(net, l, first["selection"])
+        selection = net.neurons_of(l, first["selection"])
         _check_complete(out, l, selection, records)
         samples = {n: read_samples(sample_path(layer_dir(out, l), n)) for n in selection}
         timings = _merged_timings([r["timings"] for r in records])

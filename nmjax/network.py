@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .activations import activation_fn
-from .errors import ModelError
+from .errors import ModelError, NmjaxError
 from .fileio import atomic_path
 from .programs import compiled
 
@@ -207,6 +207,18 @@ class Network:
     def channels(self, layer: int) -> int:
         self.check_layer(layer)
         return self.config.convs[layer - 1].channels
+
+    def neurons_of(self, layer: int, neurons: Sequence[int] | None = None) -> list[int]:
+        """The sorted `neurons` of `layer` (None = all); a clear error for ones it lacks."""
+        channels = self.channels(layer)
+        if neurons is None:
+            return list(range(channels))
+        neurons = sorted(set(neurons))
+        bad = [n for n in neurons if not 0 <= n < channels]
+        if bad or not neurons:
+            raise NmjaxError(f"neuron(s) {bad or 'none'} do not exist: layer {layer} has "
+                             f"neurons 0..{channels - 1}")
+        return neurons
 
     def receptive_field(self, layer: int) -> int:
         self.check_layer(layer)

@@ -107,7 +107,7 @@ def probe(net, motifs: Sequence[Motif], layers: Sequence[int] | None = None,
                          f"of `nmjax decode`")
     layers = list(layers or range(1, net.num_conv_layers + 1))
     for layer in layers:
-        net.channels(layer)  # a clear error for a missing layer
+        net.check_layer(layer)
     rows = []
     for layer in layers:
         acts = decoded_acts(decode_dir, layer) if decode_dir is not None else None

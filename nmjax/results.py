@@ -50,3 +50,10 @@ class LayerResult:
     neurons: dict[int, NeuronResult]
     rounds: int
     timings: dict
+
+
+def pooled_ratio(act, conact) -> float:
+    """A neuron's max conact / max act over its subsets (NaN where act is not positive): how
+    close its best consensus comes to its best sample."""
+    top = max(act)
+    return max(conact) / top if top > 0 else float("nan")

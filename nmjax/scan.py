@@ -232,7 +232,7 @@ def scan(net: Network, fasta: str | os.PathLike | None = None, *,
     the motifs of each neuron decoded in `decode_dir` (default `out`; none if not decoded)."""
     settings.check()
     layers = sorted(set(layers or range(1, net.num_conv_layers + 1)))
-    chosen = [_neurons_of(net, l, neurons) for l in layers]
+    chosen = [tuple(net.neurons_of(l, neurons)) for l in layers]
     sequences, intervals = load_sequences(fasta, bed, genome)
     shortest = min(net.receptive_field(l) for l in layers)
     if max(iv.length for iv in intervals) < shortest:
@@ -265,16 +265,6 @@ def scan(net: Network, fasta: str | os.PathLike | None = None, *,
             indent=1) + "\n")
         state.unlink(missing_ok=True)
     return results
-
-
-def _neurons_of(net: Network, layer: int, neurons: Sequence[int] | None) -> tuple[int, ...]:
-    channels = net.channels(layer)
-    chosen = tuple(sorted(set(neurons))) if neurons is not None else tuple(range(channels))
-    bad = [c for c in chosen if not 0 <= c < channels]
-    if bad or not chosen:
-        raise NmjaxError(f"layer {layer} has neurons 0..{channels - 1}; {bad or 'none'} "
-                         f"requested")
-    return chosen
 
 
 def _motifs(decode_dir, layer: int, neuron: int) -> list[Motif]:
@@ -332,7 +322,7 @@ def activation_tracks(net: Network, sequences: dict[str, np.ndarray],
     """f of `neurons` of `layer` at every window start of every interval, both strands: per
     interval an array (length - N + 1, neurons, 2) (strand +, -), NaN where not scored (N
     bases). Holds everything in memory: for long genomes use `scan` (top regions only)."""
-    chans = _neurons_of(net, layer, neurons)
+    chans = tuple(net.neurons_of(layer, neurons))
     shape = scan_shape(net, [layer], [chans], settings.chunk, settings.batch)
     program = scan_program(net.config, shape, tracks=True)
     n = net.receptive_field(layer)

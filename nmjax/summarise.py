@@ -10,7 +10,7 @@ import numpy as np
 from . import baselines, decoupling, motifs
 from .arrays import one_hot, power_of_two
 from .config import DecodeConfig
-from .results import NeuronResult
+from .results import NeuronResult, pooled_ratio
 from .runfolder import part_path, read_part, write_part
 
 
@@ -49,7 +49,7 @@ def neuron_ratios(results: list[NeuronResult], rule: str = "pooled") -> np.ndarr
     """What the rounds rule tests, per live neuron: max conact / max act over its subsets
     ('pooled') or the max over its subsets of conact / act ('per-subset', the authors')."""
     if rule == "pooled":
-        return np.array([r.conact.max() / r.act.max() for r in results if not r.dead])
+        return np.array([pooled_ratio(r.act, r.conact) for r in results if not r.dead])
     return np.array([np.max(r.conact / r.act) for r in results if not r.dead])
 
 
