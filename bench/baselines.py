@@ -7,7 +7,7 @@ Every method summarises the SAME samples: the example is decoded once with Neuro
 each baseline (Kelley: mean of samples with f > A/2; Alipanahi: mean of all samples, f > 0;
 saliency: df/dx at the best sample) is applied to those per-neuron sample sets. Every
 method's PPMs are Laplace-smoothed and IC-segmented by the decoder's own code
-(`decode.layer_files`), and the segments are matched against JASPAR CORE vertebrates with
+(`nmjax.runfolder.layer_files`), and the segments are matched against JASPAR CORE vertebrates with
 `matching.match_layer` and the same `TomtomConfig` for every method.
 
 Per layer and method it records: neurons whose best match (lowest q over all their segmented

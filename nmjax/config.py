@@ -26,7 +26,7 @@ class DecodeConfig:
     population: GA population (None = the paper's clip(floor(N/20)*1000, 2000, 5000)).
     rounds: decoupling rounds, an int or 'auto' (the t-test rule, up to max_rounds).
     neuron_batch: neurons per call of the layer's compiled GA program (rounded up to a
-        multiple of the device count; see nmjax.distribute); a slot whose neuron stops takes
+        multiple of the device count; see nmjax.devices); a slot whose neuron stops takes
         the layer's next neuron (nmjax.slots). 1 by default: on a 2-core CPU a batch of 4 cost
         1.7x per neuron (Basset layers 2-3) and 1.8x (example layer 3), measured before slots
         were refilled, as the cores are already busy with one neuron; raise it on a GPU.
@@ -34,7 +34,7 @@ class DecodeConfig:
         neuron batch of a layer whose estimated memory exceeds it (at least 1 neuron).
     precision: the GA's forward and gradient passes in 'fp32', 'bf16' or 'auto' (bf16 where a
         conv below the layer is wide: `nmjax.scoring.layer_precision`); the f of every kept
-        sample is re-scored in float32 (`sampling.rescore`), so outputs carry float32 values.
+        sample is re-scored in float32 (`nmjax.sampling.rescore`), so outputs carry float32 values.
     segment_rule: how motifs.meme cuts the PPMs into segments and the grammar's dictionary
         reads them (`nmjax.motifs.SEGMENT_RULES`: 'reference', the authors' code, or 'paper').
 

@@ -148,11 +148,11 @@ def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: 
     """Decouple every neuron's samples with the layer's rounds rule (reusing parts/ in `out`),
     and write the layer files and run.json when `out` is given."""
     neurons = sorted(samples)
+    folder = layer_dir(out, layer) if out is not None else None
     t0 = time.perf_counter()
     results, rounds, tests = summarise_rounds(net, layer, samples,
                                               {n: neuron_key(seed, layer, n) for n in neurons},
-                                              config, layer_dir(out, layer) if out is not None else None,
-                                              progress)
+                                              config, folder, progress)
     t_decouple = time.perf_counter() - t0
     gens = [samples[n][2] for n in neurons]
     kept = [len(samples[n][1]) for n in neurons]
@@ -187,8 +187,8 @@ def decode_layer(net, layer: int, neurons: list[int] | None = None, seed: int = 
     """
     neurons = net.neurons_of(layer, neurons)
     out = Path(out) if out is not None else None
-    samples, timings = sample_layer(net, layer, neurons, seed, config,
-                                    layer_dir(out, layer) if out is not None else None, below, progress)
+    folder = layer_dir(out, layer) if out is not None else None
+    samples, timings = sample_layer(net, layer, neurons, seed, config, folder, below, progress)
     return finish_layer(net, layer, samples, seed, config, out, progress, model, timings)
 
 

@@ -282,7 +282,7 @@ def _rule_holds(ratios: np.ndarray, config: "DecodeConfig") -> tuple[bool, float
 
 
 def rounds_test(ratios: np.ndarray, config: "DecodeConfig") -> dict:
-    """The rounds rule on a layer's per-neuron ratios (`decode.neuron_ratios`): do they sit
+    """The rounds rule on a layer's per-neuron ratios (`nmjax.summarise.neuron_ratios`): do they sit
     above ratio_threshold (`_rule_holds`)?
 
     The rule is monotone in the ratios, so it is also tried with every ratio moved down and

@@ -58,8 +58,9 @@ def summarise_rounds(net, layer: int, samples: dict[int, tuple], keys: dict[int,
                      ) -> tuple[dict[int, NeuronResult], int, list[dict]]:
     """Decouple every neuron's samples (bases, f, generations) with 1, 2, ... rounds until the
     t-test rule holds (rounds='auto'), or with the fixed rounds; per-neuron results are read
-    from / written to the layer folder `layer_path` (parts/) when given. Returns (results, rounds, the rule's test of each
-    round tried: `decoupling.rounds_test` with its rounds; empty where the rule does not run)."""
+    from / written to the layer folder `layer_path` (parts/) when given. Returns (results,
+    rounds, the rule's test of each round tried: `decoupling.rounds_test` with its rounds;
+    empty where the rule does not run)."""
     from tqdm import tqdm
 
     auto = config.rounds == "auto" and config.method == "neuronmotif"
