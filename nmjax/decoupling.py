@@ -27,7 +27,7 @@ from .arrays import one_hot, power_of_two
 from .draws import draw_indices
 
 if TYPE_CHECKING:
-    from .config import DecodeConfig
+    from .config import DecouplingConfig
     from .network import Network
 
 
@@ -144,7 +144,7 @@ def weighted_kmeans(key: jax.Array, x: jax.Array, w: jax.Array, *, k: int, resta
 
 
 def cluster(key: jax.Array, features: np.ndarray, weights: np.ndarray, k: int,
-            config: "DecodeConfig", feature_dim: int | None = None) -> list[np.ndarray]:
+            config: "DecouplingConfig", feature_dim: int | None = None) -> list[np.ndarray]:
     """Split the first len(weights) rows of `features` into k weighted K-means clusters;
     index arrays of the non-empty clusters. Rows beyond len(weights) are padding (weight 0).
 
@@ -241,7 +241,7 @@ def decoupling_features(net: "Network", bases: np.ndarray, layer: int, rows: int
 
 
 def decouple(net: "Network", layer: int, bases: np.ndarray, f: np.ndarray, key: jax.Array,
-             rounds: int, config: "DecodeConfig") -> list[np.ndarray]:
+             rounds: int, config: "DecouplingConfig") -> list[np.ndarray]:
     """Split a neuron's samples into shift-consistent subsets (index arrays into `bases`).
 
     Walks layer-1 .. 1; at layer i with pool p_i > 1 every current set with at least
@@ -266,7 +266,7 @@ def decouple(net: "Network", layer: int, bases: np.ndarray, f: np.ndarray, key: 
     return subsets
 
 
-def _rule_holds(ratios: np.ndarray, config: "DecodeConfig") -> tuple[bool, float | None,
+def _rule_holds(ratios: np.ndarray, config: "DecouplingConfig") -> tuple[bool, float | None,
                                                                       float | None]:
     """(holds, t, p): with at least 10 ratios a one-sample t-test against ratio_threshold, t > 0
     and p < ratio_p_value; with fewer (or identical ratios, t undefined) mean > threshold."""
@@ -281,7 +281,7 @@ def _rule_holds(ratios: np.ndarray, config: "DecodeConfig") -> tuple[bool, float
     return bool(ratios.mean() > config.ratio_threshold), None, None
 
 
-def rounds_test(ratios: np.ndarray, config: "DecodeConfig") -> dict:
+def rounds_test(ratios: np.ndarray, config: "DecouplingConfig") -> dict:
     """The rounds rule on a layer's per-neuron ratios (`nmjax.summarise.neuron_ratios`): do they sit
     above ratio_threshold (`_rule_holds`)?
 

@@ -27,7 +27,7 @@ from .scoring import layer_precision, make_score_fn, make_value_fn
 from .seeding import Seeding, no_seeding, seed_sequence
 
 if TYPE_CHECKING:
-    from .config import DecodeConfig
+    from .config import SamplingConfig
     from .network import Network
 
 
@@ -77,7 +77,7 @@ def population_size(receptive_field: int) -> int:
     return int(np.clip(receptive_field // 20 * 1000, 2000, 5000))
 
 
-def ga_config(net: "Network", layer: int, config: "DecodeConfig") -> GAConfig:
+def ga_config(net: "Network", layer: int, config: "SamplingConfig") -> GAConfig:
     """The GA settings of `layer` under the decoder's `config`."""
     n = net.receptive_field(layer)
     return GAConfig(population=config.population or population_size(n), length=n,
@@ -230,7 +230,7 @@ def first_states(cfg: GAConfig, keys: list[jax.Array], seeding: Seeding | None =
 
 
 def motifs_placed(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
-                  config: "DecodeConfig", seeding: Seeding | None) -> np.ndarray:
+                  config: "SamplingConfig", seeding: Seeding | None) -> np.ndarray:
     """(B, P) layer-(l-1) motifs written into each initial sequence of each neuron's GA: what
     `nmjax.slots.run_ga` starts from with these keys, config and seeding (zeros when unseeded)."""
     return np.asarray(first_states(ga_config(net, layer, config), keys, seeding)[1])

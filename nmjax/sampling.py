@@ -1,7 +1,7 @@
 """A neuron's samples on the host (method-notes §1): sequences with f > 0, deduplicated, capped.
 
 Two paths, both giving a deduplicated, capped `SampleSet` of (sequence, f) with f > 0:
-- `enumerate_layer`: receptive fields under `DecodeConfig.enumerate_below` bp, all 4^N windows.
+- `enumerate_layer`: receptive fields under `SamplingConfig.enumerate_below` bp, all 4^N windows.
 - the gradient-guided genetic algorithm (`nmjax.ga`, run by `nmjax.slots.run_ga`), whose every
   generation hands its evaluated population to the host; deduplication and the 20-bin
   stratified cap run here with numpy on packed bases; `rescore` gives kept samples their
@@ -24,7 +24,7 @@ from .programs import compiled
 from .scoring import make_value_fn
 
 if TYPE_CHECKING:
-    from .config import DecodeConfig
+    from .config import SamplingConfig
     from .network import Network
 
 
@@ -89,7 +89,7 @@ class SampleSet:
         return unpack_bases(self.packed, self.length)
 
 
-def finish_samples(samples: SampleSet, config: "DecodeConfig", rng: np.random.Generator,
+def finish_samples(samples: SampleSet, config: "SamplingConfig", rng: np.random.Generator,
                    cap: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Deduplicate and (if `cap`) cap; return (bases (M, N) uint8, f (M,) float32) sorted by f
     descending."""
@@ -107,7 +107,7 @@ def neuron_rng(key: jax.Array) -> np.random.Generator:
 
 # -- exhaustive enumeration --------------------------------------------------------------
 def enumerate_layer(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
-                    config: "DecodeConfig", batch: int = 1 << 15
+                    config: "SamplingConfig", batch: int = 1 << 15
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
     """All 4^N windows of a short receptive field; per neuron the (bases, f) with f > 0, capped
     unless `config.cap_enumerated` is False (the authors keep every one)."""

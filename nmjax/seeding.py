@@ -3,7 +3,7 @@
 Each initial sequence of a neuron of layer l gets p_{l-1} draws of a (kernel position i,
 neuron j of layer l-1) pair with probability c_ij = max(0, w_ij * A_j) (normalised), and the
 consensus of neuron j's decoupled motif(s) is written at offset (i * p_{l-1} + a random shift
-below p_{l-1}) * S_{l-1}. Two rules (`DecodeConfig.seeding`):
+below p_{l-1}) * S_{l-1}. Two rules (`SamplingConfig.seeding`):
 
 - 'window' (default): pairs drawn independently by c; one random subset of neuron j is written
   where its whole N_{l-1} window overlaps no motif placed before. With kernel 3 and pool 2

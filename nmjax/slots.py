@@ -25,7 +25,7 @@ from .sampling import SampleSet, finish_samples, neuron_rng, rescore
 from .seeding import Seeding, no_seeding
 
 if TYPE_CHECKING:
-    from .config import DecodeConfig
+    from .config import SamplingConfig
     from .network import Network
 
 
@@ -110,7 +110,7 @@ class _Samples:
 
 
 def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
-              config: "DecodeConfig", seeding: Seeding | None = None, slots: int = 1,
+              config: "SamplingConfig", seeding: Seeding | None = None, slots: int = 1,
               usage: SlotUsage | None = None
               ) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray], int]]:
     """Run the GA for `neurons` of one layer through `slots` slots of one compiled program.
@@ -161,7 +161,7 @@ def _finish(net, layer, neuron, samples, rng, config, cfg):
 
 
 def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
-           config: "DecodeConfig", seeding: Seeding | None = None, slots: int | None = None
+           config: "SamplingConfig", seeding: Seeding | None = None, slots: int | None = None
            ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
     """Run the GA for neurons of one layer in one compiled program of `slots` neurons per call
     (default: all of them), a finished neuron's slot refilled with the next (`nmjax.slots`).
