@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nmjax.fileio import write_text  # noqa: E402
 from nmjax.simulate import SimulationConfig, TaskSpec  # noqa: E402
-from nmjax.train import TrainSettings, train_on_simulation  # noqa: E402
+from nmjax.train import TrainConfig, train_on_simulation  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -46,7 +46,7 @@ def run(width: float, n_train: int, epochs: int, learning_rate: float, seed: int
 
     dataset = SimulationConfig(TASKS, length=200, n_train=n_train, n_valid=max(1000, n_train // 10),
                                n_test=5000, seed=seed)
-    settings = TrainSettings(epochs=epochs, batch_size=128, learning_rate=learning_rate, patience=4,
+    settings = TrainConfig(epochs=epochs, batch_size=128, learning_rate=learning_rate, patience=4,
                              dropout=0.1, seed=seed)
     models = {}
     for arch in ("basset", "bd10"):

@@ -7,8 +7,8 @@ Every method summarises the SAME samples: the example is decoded once with Neuro
 each baseline (Kelley: mean of samples with f > A/2; Alipanahi: mean of all samples, f > 0;
 saliency: df/dx at the best sample) is applied to those per-neuron sample sets. Every
 method's PPMs are Laplace-smoothed and IC-segmented by the decoder's own code
-(`decode.layer_files`), and the segments are matched against JASPAR CORE vertebrates with
-`matching.match_layer` and the same `TomtomParams` for every method.
+(`nmjax.runfolder.layer_files`), and the segments are matched against JASPAR CORE vertebrates with
+`matching.match_layer` and the same `TomtomConfig` for every method.
 
 Per layer and method it records: neurons whose best match (lowest q over all their segmented
 motifs and all JASPAR matrices) is a planted matrix at q < 0.01 and q < 0.001; the planted
@@ -29,18 +29,19 @@ from pathlib import Path
 import numpy as np
 
 import nmjax
-from nmjax.cli import parse_range
-from nmjax.decode import (DecodeConfig, LayerResult, _read_samples, decode, neuron_key,
-                          summarise, write_layer)
-from nmjax.diagnose import parse_ppm_name
+from nmjax.commands import parse_range
+from nmjax.config import METHODS, DecodeConfig
+from nmjax.decoder import decode, neuron_key
 from nmjax.example import example_motifs_path
 from nmjax.fileio import write_text
-from nmjax.matching import TomtomParams, compare, describe, match_layer, read_layer_motifs
+from nmjax.matching import TomtomConfig, compare, describe, match_layer
 from nmjax.meme import read_meme
 from nmjax.motifdb import DEFAULT_RELEASE, jaspar_motifs
+from nmjax.results import LayerResult
+from nmjax.runfolder import parse_ppm_name, read_ppms, read_samples, read_segments, write_layer
+from nmjax.summarise import summarise
 
-METHODS = ("neuronmotif", "kelley", "alipanahi", "saliency")
-NOT_REPORTED_Q = 1.0  # a pair above TomtomParams.report_max_q (not in matches.tsv)
+NOT_REPORTED_Q = 1.0  # a pair above TomtomConfig.report_max_q (not in matches.tsv)
 
 
 def baseline_layer(net, layer: int, work: Path, method: str, seed: int) -> LayerResult:
@@ -49,7 +50,7 @@ def baseline_layer(net, layer: int, work: Path, method: str, seed: int) -> Layer
     samples = work / "neuronmotif" / f"layer{layer}" / "samples"
     results = {}
     for n in range(net.channels(layer)):
-        bases, f, generations = _read_samples(samples / f"neuron{n}.h5")
+        bases, f, generations = read_samples(samples / f"neuron{n}.h5")
         results[n] = summarise(net, layer, n, bases, f, neuron_key(seed, layer, n), 1,
                                generations, config)
     result = LayerResult(layer, results, 1, {})
@@ -190,7 +191,7 @@ def main(argv=None) -> int:
     out, work = Path(args.out), Path(args.work)
     net = nmjax.load()
     planted = {m.name: m.alt_name for m in read_meme(example_motifs_path())}
-    params = TomtomParams()
+    params = TomtomConfig()
     db = jaspar_motifs(args.release)
     seconds = {}
 
@@ -212,11 +213,11 @@ def main(argv=None) -> int:
         scores, methods, whole, unsegmented = {}, {}, {}, {}
         for method in METHODS:
             d = work / method / f"layer{layer}"
-            segments = read_layer_motifs(d / "motifs.meme")
+            segments = read_segments(d)
             scores[method] = neuron_scores(match_layer(d, db, params), planted)
             methods[method] = layer_summary(scores[method], planted, net.channels(layer),
                                             len({parse_ppm_name(m.name)[1] for m in segments}))
-            full = read_layer_motifs(d / "ppms.meme")
+            full = read_ppms(d)
             whole[method] = neuron_scores(compare(full, db, params), planted)
             unsegmented[method] = layer_summary(
                 whole[method], planted, net.channels(layer),

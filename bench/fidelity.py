@@ -7,12 +7,12 @@
 Decodes the model once per variant: `default` (DecodeConfig's defaults), one variant per rule
 with the authors' reading of that rule only (`VARIANTS`), `no-tie-margin` (the rounds rule
 without its tie margin) and `authors` (every rule as the authors' code has it:
-`nmjax.decode.AUTHORS_READING`). Each decode is followed by the usual analysis
+`nmjax.config.AUTHORS_READING`). Each decode is followed by the usual analysis
 (`nmjax.report.finish_run`: Tomtom against JASPAR CORE vertebrates or --motif-db, grammar,
 diagnostics, report). Per variant and layer it records: the planted motifs (the tasks' JASPAR
 matrices, `nmjax.simulate.planted_motifs`) that some decoded motif matches at q < 0.01, the
 decoupling rounds chosen and the rounds rule's test of each round, the layer-(l-1) motifs placed
-per initial GA sequence (`nmjax.sampling.motifs_placed`: exactly the GA's first population),
+per initial GA sequence (`nmjax.ga.motifs_placed`: exactly the GA's first population),
 GA generations, samples kept, grammar lines, and the seconds of the decode and the analysis.
 Writes fidelity[_TAG].md and .json to --out; the decode folders go to
 --work/<TAG or untagged>/<variant> (give each model its own --tag: decode resumes a folder
@@ -33,13 +33,15 @@ import jax
 import numpy as np
 
 import nmjax
-from nmjax.cli import parse_range
-from nmjax.decode import AUTHORS_READING, DecodeConfig, decode, load_layer, neuron_key
+from nmjax.commands import parse_range
+from nmjax.config import AUTHORS_READING, DecodeConfig
+from nmjax.decoder import decode, neuron_key
 from nmjax.example import example_tasks_path
 from nmjax.fileio import write_text
+from nmjax.ga import motifs_placed
 from nmjax.matching import read_matches
 from nmjax.report import finish_run
-from nmjax.sampling import motifs_placed
+from nmjax.runfolder import load_layer
 from nmjax.seeding import seeding_for
 from nmjax.simulate import load_config, planted_motifs
 

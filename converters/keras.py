@@ -9,6 +9,7 @@ Formats read (`read_keras`):
   of `vars` when present, else by Keras's generated name);
 - weights-only HDF5 (Keras 2 `save_weights('w.h5')`, Keras 3 `.weights.h5`) with the
   `model.to_json()` architecture file.
+`read_model` reads these or an nmjax checkpoint (.npz).
 
 Command line: `python -m converters.keras MODEL OUT [--architecture JSON]` writes an nmjax
 checkpoint; errors go to stderr with exit code 2 and nothing is written.
@@ -26,11 +27,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from nmjax.activations import leaky_slope
 from nmjax.errors import ModelError, NmjaxError
 from nmjax.fileio import atomic_path
-from nmjax.network import Network, check_finite
+from nmjax.network import Network, check_finite, load_checkpoint
 
-from .keras_arch import KerasLayer, build_network, layer_chain, weight_roles
+from .keras_arch import KerasLayer, layer_chain, weight_roles
+from .keras_fold import build_network
 
 KERAS2_VERSION = "2.15.0"
 
@@ -203,6 +206,31 @@ def read_keras(path: str | os.PathLike, architecture: str | os.PathLike | None =
 _KERAS2_ACTIVATION = {"silu": "swish"}
 
 
+def _is_checkpoint(path: Path) -> bool:
+    """An nmjax checkpoint is an .npz (zip) holding `__config__.npy`."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "__config__.npy" in z.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return path.suffix == ".npz"  # damaged checkpoint: let load_checkpoint name the problem
+
+
+def read_model(path: str | os.PathLike, architecture: str | os.PathLike | None = None) -> Network:
+    """Read an nmjax checkpoint (.npz), a Keras 2/3 HDF5 model, a Keras 3 `.keras` archive, or
+    a weights-only HDF5 file plus its `model.to_json()` file (`architecture`)."""
+    path = Path(path)
+    if path.is_file() and _is_checkpoint(path):
+        if architecture is not None:
+            raise ModelError(f"{path}: an nmjax checkpoint carries its architecture; do not "
+                             "pass an architecture file with it")
+        try:
+            return load_checkpoint(path)
+        except (zipfile.BadZipFile, EOFError, KeyError) as e:
+            raise ModelError(f"{path}: cannot read nmjax checkpoint (corrupt or truncated "
+                             f"file?): {e}") from e
+    return read_keras(path, architecture)
+
+
 def _layer_entry(class_name: str, config: dict) -> dict:
     return {"module": "keras.layers", "class_name": class_name, "config": config,
             "registered_name": None}
@@ -210,10 +238,10 @@ def _layer_entry(class_name: str, config: dict) -> dict:
 
 def _activation_layers(name: str, layer_name: str) -> tuple[str, list]:
     """(activation for a layer config, extra layers) for an nmjax activation name."""
-    if name.startswith("leaky_relu:"):
+    slope = leaky_slope(name)
+    if slope is not None:
         return "linear", [(_layer_entry("LeakyReLU", {"name": layer_name, "trainable": True,
-                                                      "dtype": "float32",
-                                                      "alpha": float(name.split(":")[1])}), {})]
+                                                      "dtype": "float32", "alpha": slope}), {})]
     return _KERAS2_ACTIVATION.get(name, name), []
 
 
@@ -316,8 +344,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--architecture", default=None,
                         help="model.to_json() file, for a weights-only HDF5 model")
     args = parser.parse_args(argv)
-    from . import read_model
-
     try:
         net = read_model(args.model, args.architecture)
         net.save(args.out)

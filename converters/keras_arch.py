@@ -1,34 +1,25 @@
-"""Keras architecture JSON -> nmjax `NetworkConfig` + params (formats differ only in where weights live).
+"""Keras architecture JSON: the chain of layers and what each layer means to nmjax.
 
 `layer_chain` turns a Sequential or single-chain functional model config (Keras 2 or 3) into
-the ordered list of layers; `build_network` walks that chain with the weights of each layer
-and folds it into nmjax's block form:
-
-    Conv1D -> [BatchNorm: folded into the conv] -> activation -> [BatchNorm: post affine]
-           -> MaxPooling1D -> [BatchNorm: folded into the next conv's input]
-
-Everything NeuronMotif cannot decode is refused with a ModelError naming the layer, the
-setting and the reason.
+the ordered list of layers; the readers below give a layer's activation, conv shape, pool size
+or BatchNorm affine, and refuse, with a ModelError naming the layer, the setting and the
+reason, what NeuronMotif cannot decode. `nmjax`'s block form is built from them by
+`converters.keras_fold`.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable
 
 import numpy as np
 
+from nmjax.activations import is_known_activation
 from nmjax.errors import ModelError
-from nmjax.network import ConvSpec, HeadOp, Network, NetworkConfig, check_params, is_known_activation
 
 # Layers that are the identity at inference time.
 IDENTITY_LAYERS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
                    "AlphaDropout"}
-# Activations f with max(f(a), f(b)) == f(max(a, b)): an activation after MaxPooling1D may
-# move before it.
-_MONOTONE = {"linear", "relu", "sigmoid", "tanh", "elu", "selu", "softplus", "exponential"}
-
-_WHY_NOT = {
+UNSUPPORTED = {
     "Conv2D": "a 2-D convolution; NeuronMotif decodes Conv1D layers over one-hot DNA",
     "Conv3D": "a 3-D convolution; NeuronMotif decodes Conv1D layers over one-hot DNA",
     "SeparableConv1D": "a separable convolution; NeuronMotif decodes plain Conv1D layers",
@@ -206,7 +197,7 @@ def weight_roles(layer: KerasLayer) -> list[str]:
     return []
 
 
-def _activation_name(value, layer: KerasLayer, where: str) -> str:
+def activation_name(value, layer: KerasLayer, where: str) -> str:
     """nmjax activation name for a Keras activation (string or serialized dict)."""
     if isinstance(value, dict):  # {"class_name": ..., "config": "relu" or {"name": ...}}
         cfg = value.get("config")
@@ -226,10 +217,10 @@ def _leaky(slope: float) -> str:
     return f"leaky_relu:{str(np.float32(slope))}"
 
 
-def _layer_activation(layer: KerasLayer, where: str) -> str:
+def layer_activation(layer: KerasLayer, where: str) -> str:
     c = layer.config
     if layer.class_name == "Activation":
-        return _activation_name(c.get("activation"), layer, where)
+        return activation_name(c.get("activation"), layer, where)
     if layer.class_name == "ReLU":
         if c.get("max_value") is not None or float(c.get("threshold") or 0) != 0:
             raise ModelError(f"{where}: layer {layer.name!r} (ReLU) has max_value="
@@ -247,7 +238,7 @@ def _first(value):
     return value[0] if isinstance(value, (list, tuple)) else value
 
 
-def _check_conv(layer: KerasLayer, where: str) -> tuple[int, int]:
+def conv_shape(layer: KerasLayer, where: str) -> tuple[int, int]:
     """(kernel width, filters) of a decodable Conv1D, else a ModelError saying why not."""
     c = layer.config
 
@@ -270,7 +261,7 @@ def _check_conv(layer: KerasLayer, where: str) -> tuple[int, int]:
     return int(one("kernel_size", None)), int(c["filters"])
 
 
-def _pool_size(layer: KerasLayer, where: str) -> int:
+def pool_size(layer: KerasLayer, where: str) -> int:
     c = layer.config
     pool = int(_first(c.get("pool_size", 2)))
     stride = _first(c.get("strides")) or pool
@@ -287,7 +278,7 @@ def _pool_size(layer: KerasLayer, where: str) -> int:
     return pool
 
 
-def _bn_affine(layer: KerasLayer, w: dict[str, np.ndarray], where: str, in_head: bool
+def bn_affine(layer: KerasLayer, w: dict[str, np.ndarray], where: str, in_head: bool
                ) -> tuple[np.ndarray, np.ndarray]:
     """BatchNorm at inference as y = x * scale + shift (float64), with the file's epsilon."""
     axis = layer.config.get("axis", -1)
@@ -304,165 +295,9 @@ def _bn_affine(layer: KerasLayer, w: dict[str, np.ndarray], where: str, in_head:
     return scale, beta - mean * scale
 
 
-@dataclasses.dataclass
-class _Block:
-    """A conv block under construction (mutable only inside build_network)."""
-
-    name: str
-    kernel: np.ndarray  # (k, cin, cout) float64
-    bias: np.ndarray
-    activation: str = "linear"
-    post: tuple[np.ndarray, np.ndarray] | None = None
-    pool: int = 1
-    stage: str = "conv"  # conv -> act -> post -> pool
-
-
-def build_network(chain: list[KerasLayer], get_weights: Callable[[KerasLayer], dict[str, np.ndarray]],
-                  where: str, source: str) -> Network:
-    """Fold a layer chain and its weights into an nmjax Network (see module docstring)."""
+def check_supported(chain: list[KerasLayer], where: str) -> None:
+    """Refuse a chain holding a layer NeuronMotif cannot decode, saying why."""
     for layer in chain:
-        if layer.class_name in _WHY_NOT:
+        if layer.class_name in UNSUPPORTED:
             raise ModelError(f"{where}: layer {layer.name!r} ({layer.class_name}) is not "
-                             f"supported: {_WHY_NOT[layer.class_name]}")
-    length, _ = input_shape(chain, where)
-    blocks: list[_Block] = []
-    head: list[HeadOp] = []
-    head_params: dict = {}
-    pending_input: tuple[np.ndarray, np.ndarray] | None = None  # BN after a pool
-    channels = 4
-
-    def start_head():
-        nonlocal pending_input
-        if not blocks:
-            raise ModelError(f"{where}: the model has no Conv1D layer before its head; "
-                             "NeuronMotif decodes convolutional neurons")
-        if pending_input is not None:
-            add_affine(pending_input, f"{blocks[-1].name}+bn")
-            pending_input = None
-
-    def add_affine(affine, name):
-        j = len(head) + 1
-        head.append(HeadOp("affine", units=len(affine[0]), name=name))
-        head_params[f"head{j}_scale"] = affine[0]
-        head_params[f"head{j}_shift"] = affine[1]
-
-    for layer in chain:
-        cls, block = layer.class_name, (blocks[-1] if blocks else None)
-        if cls == "InputLayer" or cls in IDENTITY_LAYERS:
-            continue
-        if cls == "Conv1D":
-            if head:
-                raise ModelError(f"{where}: layer {layer.name!r} (Conv1D) comes after the dense "
-                                 "head; NeuronMotif decodes conv layers that precede the head")
-            width, filters = _check_conv(layer, where)
-            w = get_weights(layer)
-            kernel = w["kernel"].astype(np.float64)
-            if kernel.shape != (width, channels, filters):
-                raise ModelError(f"{where}: layer {layer.name!r} kernel has shape "
-                                 f"{kernel.shape}, the architecture needs "
-                                 f"{(width, channels, filters)}")
-            bias = w["bias"].astype(np.float64) if "bias" in w else np.zeros(filters)
-            if pending_input is not None:  # BN between pool and conv: x*s+t into the kernel
-                s, t = pending_input
-                bias = bias + np.einsum("kcf,c->f", kernel, t)
-                kernel = kernel * s[None, :, None]
-                pending_input = None
-            act = _activation_name(layer.config.get("activation"), layer, where)
-            blocks.append(_Block(layer.name, kernel, bias, act,
-                                 stage="conv" if act == "linear" else "act"))
-            channels = filters
-        elif cls == "BatchNormalization":
-            affine = _bn_affine(layer, get_weights(layer), where, bool(head))
-            if head:
-                add_affine(affine, layer.name)
-            elif block is None or block.stage == "pool":
-                pending_input = affine if pending_input is None else (
-                    pending_input[0] * affine[0], pending_input[1] * affine[0] + affine[1])
-            elif block.stage == "conv":
-                block.kernel = block.kernel * affine[0]
-                block.bias = block.bias * affine[0] + affine[1]
-            else:
-                block.post = affine if block.post is None else (
-                    block.post[0] * affine[0], block.post[1] * affine[0] + affine[1])
-                block.stage = "post"
-        elif cls in ("Activation", "ReLU", "LeakyReLU"):
-            act = _layer_activation(layer, where)
-            if act == "linear":
-                continue
-            if head:
-                head.append(HeadOp("activation", activation=act, name=layer.name))
-            elif block is None:
-                raise ModelError(f"{where}: layer {layer.name!r} applies {act} to the input "
-                                 "before any Conv1D; NeuronMotif reads one-hot DNA directly")
-            elif block.stage == "conv":
-                block.activation, block.stage = act, "act"
-            elif (block.stage == "pool" and block.activation == "linear" and block.post is None
-                  and pending_input is None and act.split(":")[0] in _MONOTONE | {"leaky_relu"}
-                  and not act.startswith("leaky_relu:-")):
-                block.activation = act  # monotone activation commutes with max pooling
-            else:
-                raise ModelError(f"{where}: layer {layer.name!r} applies a second activation "
-                                 f"({act}) in the block of conv layer {block.name!r}; nmjax "
-                                 "supports one activation per conv block")
-        elif cls == "MaxPooling1D":
-            pool = _pool_size(layer, where)
-            if head or block is None:
-                raise ModelError(f"{where}: layer {layer.name!r} (MaxPooling1D) is not after a "
-                                 "conv block; NeuronMotif decodes pooling between conv layers")
-            if pending_input is not None:
-                raise ModelError(f"{where}: layer {layer.name!r} pools after a BatchNormalization "
-                                 "that follows a pooling layer; nmjax cannot fold that BatchNorm")
-            block.pool = block.pool * pool if block.stage == "pool" else pool
-            block.stage = "pool"
-        elif cls == "Flatten":
-            start_head()
-            head.append(HeadOp("flatten", name=layer.name))
-        elif cls in ("GlobalMaxPooling1D", "GlobalAveragePooling1D"):
-            if layer.config.get("keepdims"):
-                raise ModelError(f"{where}: layer {layer.name!r} keeps dims; not supported")
-            start_head()
-            kind = "global_max_pool" if cls == "GlobalMaxPooling1D" else "global_average_pool"
-            head.append(HeadOp(kind, name=layer.name))
-        elif cls == "Dense":
-            start_head()
-            w = get_weights(layer)
-            units = int(layer.config["units"])
-            kernel = w["kernel"]
-            if kernel.ndim != 2 or kernel.shape[1] != units:
-                raise ModelError(f"{where}: layer {layer.name!r} (Dense) kernel has shape "
-                                 f"{kernel.shape}, the architecture needs (*, {units})")
-            j = len(head) + 1
-            head.append(HeadOp("dense", units=units, name=layer.name,
-                               activation=_activation_name(layer.config.get("activation"), layer,
-                                                           where)))
-            head_params[f"head{j}"] = {"kernel": kernel, "bias": w.get("bias", np.zeros(units))}
-        else:
-            raise ModelError(f"{where}: layer {layer.name!r} ({cls}) is not supported: nmjax "
-                             "reads chains of Conv1D, BatchNormalization, activation, "
-                             "MaxPooling1D, Dropout, Flatten, global pooling and Dense layers")
-    if not blocks:
-        raise ModelError(f"{where}: the model has no Conv1D layer; NeuronMotif decodes "
-                         "convolutional neurons")
-    if pending_input is not None:
-        add_affine(pending_input, f"{blocks[-1].name}+bn")
-
-    convs, params, cin = [], {}, 4
-    for l, b in enumerate(blocks, start=1):
-        convs.append(ConvSpec(kernel_width=b.kernel.shape[0], channels=b.kernel.shape[2],
-                              in_channels=cin, activation=b.activation, pool=b.pool,
-                              post_affine=b.post is not None, name=b.name))
-        params[f"conv{l}"] = {"kernel": b.kernel, "bias": b.bias}
-        if b.post is not None:
-            params[f"conv{l}_post_scale"], params[f"conv{l}_post_shift"] = b.post
-        cin = b.kernel.shape[2]
-    params.update(head_params)
-    params = _as_float32(params)
-    config = NetworkConfig(convs=tuple(convs), head=tuple(head),
-                           input_length=int(length) if length else None, source=source)
-    check_params(config, params, where)
-    return Network(config, params)
-
-
-def _as_float32(tree: dict) -> dict:
-    return {k: _as_float32(v) if isinstance(v, dict) else np.asarray(v, np.float32)
-            for k, v in tree.items()}
+                             f"supported: {UNSUPPORTED[layer.class_name]}")

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import os
 
+from .config import VERSION, DecodeConfig
+from .decoder import decode, decode_layer, decode_neuron
 from .errors import ModelError, NmjaxError
-from .decode import DecodeConfig, LayerResult, NeuronResult, decode, decode_layer, decode_neuron
 from .network import ConvSpec, HeadOp, Network, NetworkConfig, receptive_field, shift_multiplicity
-from .scan import NeuronScan, ScanSettings, activation_tracks, load_sequences, scan
+from .results import LayerResult, NeuronResult
+from .scan import NeuronScan, ScanConfig, activation_tracks, load_sequences, scan
 from .sequences import read_fasta
 from .spacing import SpacingResult, spacing_scan
 from .swap import SwapResult, window_swap
 from .validation import neuron_motifs, validation_section_html
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 def load(path: str | os.PathLike | None = None, architecture: str | os.PathLike | None = None
@@ -33,7 +35,7 @@ def load(path: str | os.PathLike | None = None, architecture: str | os.PathLike 
 
 __all__ = ["load", "Network", "NetworkConfig", "ConvSpec", "HeadOp", "receptive_field",
            "shift_multiplicity", "decode", "decode_layer", "decode_neuron", "DecodeConfig",
-           "NeuronResult", "LayerResult", "NmjaxError", "ModelError", "scan", "ScanSettings",
+           "NeuronResult", "LayerResult", "NmjaxError", "ModelError", "scan", "ScanConfig",
            "NeuronScan", "activation_tracks", "load_sequences", "read_fasta", "spacing_scan",
            "SpacingResult", "window_swap", "SwapResult", "neuron_motifs",
            "validation_section_html", "__version__"]

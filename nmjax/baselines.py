@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import normalise_rows, one_hot
 from .scoring import make_score_fn
 
 
 def mean_onehot(bases: np.ndarray) -> np.ndarray:
-    return np.eye(4)[bases].mean(0)
+    return one_hot(bases, np.float64).mean(0)
 
 
 def saliency_ppm(net, layer: int, neuron: int, best: np.ndarray) -> np.ndarray:
     """PPM (N, 4) from df/dx at one sequence `best` (N,) bases."""
     score = make_score_fn(net, layer)
-    x = np.eye(4, dtype=np.float32)[best][None]
+    x = one_hot(best)[None]
     _, g = score(net.params, x, neuron)
     g = np.asarray(g[0], np.float64)
-    q = np.maximum(0.0, g - g.mean(1, keepdims=True))
-    total = q.sum(1, keepdims=True)
-    return np.where(total > 0, q / np.where(total > 0, total, 1.0), 0.25)
+    return normalise_rows(np.maximum(0.0, g - g.mean(1, keepdims=True)))
 
 
 def baseline_ppm(method: str, net, layer: int, neuron: int, bases: np.ndarray, f: np.ndarray

@@ -4,7 +4,7 @@ Per (model, layer), each case in a fresh subprocess (so its peak memory is its o
 - the scoring program (forward + input gradient of a population, `nmjax.scoring`), vmapped over
   a batch of neurons: compile seconds, run seconds, sequences/s, model FLOP/s against the
   machine's measured fp32 matmul peak;
-- one GA generation (`nmjax.sampling.ga_generation`, the decoder's step) for the same batch:
+- one GA generation (`nmjax.ga.step`, the decoder's step) for the same batch:
   generations/s, seconds per generation per neuron;
 - peak resident memory (ru_maxrss) and the compiled programs' temporary buffers.
 Optionally (`--decode`) whole decoded neurons of the full-size Basset (sampling + decoupling,
@@ -16,9 +16,7 @@ Model FLOPs per scored sequence = 3 x forward FLOPs (forward 2 x MACs of conv bl
 the input gradient alone needs ~1 x forward, so the FLOPs actually executed are ~2/3 of that
 figure ("executed" columns).
 
-Architectures get random weights with realistic BatchNorm statistics folded in: each conv's
-pre-activation is standardised on random one-hot sequences, then scaled by gamma ~ U(0.5, 1.5)
-and shifted by beta ~ N(-0.3, 0.3), as a trained BatchNorm would.
+Architectures get random weights with BatchNorm statistics folded in (`nmjax.benchkit`).
 """
 from __future__ import annotations
 
@@ -26,9 +24,6 @@ import argparse
 import dataclasses
 import functools
 import json
-import os
-import platform
-import resource
 import subprocess
 import sys
 import time
@@ -38,9 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .benchkit import (compile_clock, compiled_program, forward_flops, load_average,
+                       machine_name, matmul_peak, model, peak_rss_mb, run_seconds)
+from .benchreport import markdown, projection
+from .config import PRECISION_CHOICES
 from .fileio import write_text
-from .network import Network, NetworkConfig, _maxpool, activation_fn
-from .scoring import PRECISIONS
 
 # The authors' implementation on this machine kind, full-size Basset (../shared/anchors.md):
 # seconds per neuron, sampling + K-means, (low, high).
@@ -48,111 +45,9 @@ AUTHORS_SECONDS_PER_NEURON = {1: (28 + 5, 38 + 5), 2: (205 + 11, 211 + 43), 3: (
 # ... and seconds per GA generation (layer 3 never finished its GA within the 12-min cap).
 AUTHORS_SECONDS_PER_GENERATION = {1: 0.42, 2: 2.0, 3: 15.0}
 TARGET_SPEEDUP = {1: 100, 2: 100, 3: 10}
-INPUT_LENGTH = {"basset": 600, "deepsea": 1000, "bd10": 600, "dd10": 600}
-PROJECTED = ("basset", "bd10", "dd10")
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
-                  "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                  "/jax/core/compile/backend_compile_duration")
-
-
-# -- machine -----------------------------------------------------------------------------
-def _best_seconds(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
-    """GFLOP/s of an n x n matmul: jnp.dot under jit (fp32; bf16 in, fp32 out) and numpy fp32."""
-    rng = np.random.default_rng(0)
-    a, b = (rng.random((n, n), np.float32) for _ in range(2))
-    flops = 2 * n ** 3
-    dot = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
-    out = {}
-    for name, (x, y) in {"jax_fp32": (jnp.asarray(a), jnp.asarray(b)),
-                         "jax_bf16": (jnp.asarray(a, jnp.bfloat16),
-                                      jnp.asarray(b, jnp.bfloat16))}.items():
-        out[name] = flops / _best_seconds(lambda: dot(x, y).block_until_ready(), repeats) / 1e9
-    out["numpy_fp32"] = flops / _best_seconds(lambda: a @ b, repeats) / 1e9
-    out["fp32_peak"] = max(out["jax_fp32"], out["numpy_fp32"])
-    return {k: round(v, 1) for k, v in out.items()}
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-# -- models ------------------------------------------------------------------------------
-def random_network(config: NetworkConfig, seed: int = 0, batch: int = 16) -> Network:
-    """Random conv weights with BatchNorm statistics folded in (see the module docstring)."""
-    config = dataclasses.replace(config, head=())
-    rng = np.random.default_rng(seed)
-    x = jax.nn.one_hot(rng.integers(0, 4, (batch, config.input_length)), 4, dtype=jnp.float32)
-    params: dict = {}
-    for l, spec in enumerate(config.convs, start=1):
-        fan_in = spec.kernel_width * spec.in_channels
-        kernel = rng.normal(0, np.sqrt(2 / fan_in),
-                            (spec.kernel_width, spec.in_channels, spec.channels))
-        z = np.asarray(_conv(x, jnp.asarray(kernel, jnp.float32)))
-        mean, std = z.mean((0, 1)), z.std((0, 1)) + 1e-3
-        gamma = rng.uniform(0.5, 1.5, spec.channels)
-        beta = rng.normal(-0.3, 0.3, spec.channels)
-        params[f"conv{l}"] = {"kernel": (kernel * gamma / std).astype(np.float32),
-                              "bias": (beta - mean * gamma / std).astype(np.float32)}
-        x = _maxpool(activation_fn(spec.activation)(_conv(x, params[f"conv{l}"]["kernel"])
-                                                    + params[f"conv{l}"]["bias"]), spec.pool)
-    return Network(config, params)
-
-
-def _conv(x: jax.Array, kernel) -> jax.Array:
-    return jax.lax.conv_general_dilated(x, jnp.asarray(kernel), (1,), "VALID",
-                                        dimension_numbers=("NWC", "WIO", "NWC"))
-
-
-def model(name: str, width: float) -> Network:
-    """A bench model: a named architecture with random weights, or 'example' (bundled)."""
-    if name == "example":
-        import nmjax
-        return nmjax.load(None)
-    from .architectures import build_config
-    return random_network(build_config(name, 1, INPUT_LENGTH[name], width))
-
-
-def forward_flops(net: Network, layer: int) -> int:
-    """FLOPs of one neuron's value on one window: conv blocks 1..layer-1 in full + one dot."""
-    from .scoring import block_shapes
-
-    neuron = net.config.convs[layer - 1]
-    blocks = sum(2 * out_len * width * cout
-                 for out_len, width, cout in block_shapes(net.config, layer))
-    return blocks + 2 * neuron.kernel_width * neuron.in_channels
 
 
 # -- one case ----------------------------------------------------------------------------
-def _compiled(fn, *args):
-    """(compiled program, compile seconds, temporary buffer MB)."""
-    t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    seconds = time.perf_counter() - t0
-    try:
-        temp_mb = compiled.memory_analysis().temp_size_in_bytes / 2 ** 20
-    except (AttributeError, TypeError):  # not reported by every backend
-        temp_mb = float("nan")
-    return compiled, seconds, round(temp_mb, 1)
-
-
-def _run_seconds(compiled, args, repeats: int) -> float:
-    return _best_seconds(lambda: jax.block_until_ready(compiled(*args)), repeats)
-
-
 def bench_layer(name: str, width: float, layer: int, population: int | None, neuron_batch: int,
                 precision: str, population_chunk: int | str | None, repeats: int) -> dict:
     """Scoring and GA-generation throughput of one layer (see the module docstring).
@@ -160,15 +55,15 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     The fp32 matmul peak is measured again inside the case, so the fraction of peak compares
     two figures taken under the same load of a shared machine.
     """
-    from . import sampling
-    from .scoring import layer_precision, make_score_fn, make_value_fn
+    from . import ga
+    from .config import DecodeConfig
+    from .scoring import make_score_fn, make_value_fn
 
     load_before = load_average()
     peak = matmul_peak(repeats=3)["fp32_peak"]
     net = model(name, width)
-    precision = layer_precision(net.config, layer, precision)
-    n_len = net.receptive_field(layer)
-    pop = population or sampling.population_size(n_len)
+    cfg = ga.ga_config(net, layer, DecodeConfig(population=population, precision=precision))
+    precision, n_len, pop = cfg.precision, cfg.length, cfg.population
     batch = min(neuron_batch, net.channels(layer))
     neurons = jnp.arange(batch, dtype=jnp.int32)
     key = jax.random.key(0)
@@ -179,20 +74,13 @@ def bench_layer(name: str, width: float, layer: int, population: int | None, neu
     value_fn = make_value_fn(net, layer, precision=precision,
                              population_chunk=population_chunk)
     score = jax.vmap(score_fn, in_axes=(None, 0, 0))
-    score_prog, score_compile, score_temp = _compiled(score, net.params, x, neurons)
-    score_s = _run_seconds(score_prog, (net.params, x, neurons), repeats)
+    score_prog, score_compile, score_temp = compiled_program(score, net.params, x, neurons)
+    score_s = run_seconds(score_prog, (net.params, x, neurons), repeats)
 
-    settings = sampling.GASettings(population=pop, length=n_len,
-                                   shifts=net.shift_multiplicity(layer), elite_fraction=0.1,
-                                   max_generations=200, patience=10, mutation="reference",
-                                   precision=precision)
-    step = jax.vmap(functools.partial(sampling.ga_generation, score_fn, value_fn, settings),
-                    in_axes=(None, 0, 0))
-    state = sampling.Population(bases=bases, key=jax.random.split(key, batch),
-                                best_mean=jnp.full(batch, -jnp.inf), stall=jnp.zeros(batch, int),
-                                generation=jnp.zeros(batch, int), done=jnp.zeros(batch, bool))
-    step_prog, step_compile, step_temp = _compiled(step, net.params, state, neurons)
-    step_s = _run_seconds(step_prog, (net.params, state, neurons), repeats)
+    step = jax.vmap(functools.partial(ga.step, score_fn, value_fn, cfg), in_axes=(None, 0, 0))
+    state, _ = ga.first_states(cfg, list(jax.random.split(key, batch)))
+    step_prog, step_compile, step_temp = compiled_program(step, net.params, state, neurons)
+    step_s = run_seconds(step_prog, (net.params, state, neurons), repeats)
 
     fwd = forward_flops(net, layer)
     model_flops = 3 * fwd
@@ -227,8 +115,10 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     spreads it over hundreds of neurons). Both figures are recorded. `max_samples` (default: the
     decoder's cap, the paper's 100,000) changes the sample-set cap; the per-bin cap scales with it.
     """
-    from . import sampling
-    from .decode import DecodeConfig, neuron_key, summarise
+    from .config import DecodeConfig
+    from .decoder import neuron_key
+    from .slots import run_ga
+    from .summarise import summarise
 
     load_before = load_average()
     net = model("basset", 1.0)
@@ -236,12 +126,12 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     if max_samples is not None:
         config = dataclasses.replace(config, max_samples=max_samples,
                                      per_bin=max(1, max_samples // config.sample_bins))
-    compiling = _compile_clock()
+    compiling = compile_clock()
     rows = []
     for neurons in batches:
         keys = [neuron_key(0, layer, n) for n in neurons]
         c0, t0 = compiling(), time.perf_counter()
-        sets, generations = sampling.run_ga(net, layer, neurons, keys, config)
+        sets, generations = run_ga(net, layer, neurons, keys, config)
         t1 = time.perf_counter()
         results = [summarise(net, layer, n, bases, f, k, 1, g, config)
                    for n, (bases, f), k, g in zip(neurons, sets, keys, generations)]
@@ -252,6 +142,15 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
                      "sampling_s": round(t1 - t0, 2), "decoupling_s": round(t2 - t1, 2),
                      "compile_s": round(compiling() - c0, 2),
                      "s_per_neuron": round((t2 - t0) / len(neurons), 2)})
+    return {"layer": layer, "max_samples": config.max_samples, "precision": precision,
+            "batches": rows, **_decode_summary(layer, rows),
+            "peak_rss_mb": peak_rss_mb(),
+            "load_before": load_before, "load_after": load_average()}
+
+
+def _decode_summary(layer: int, rows: list[dict]) -> dict:
+    """Per-neuron and per-generation seconds of decoded batches (after the first, which
+    compiles, where there are several) against the authors' figures."""
     steady = rows[1:] or rows
     count = sum(len(r["neurons"]) for r in steady)
     with_compile = sum(r["sampling_s"] + r["decoupling_s"] for r in steady) / count
@@ -259,9 +158,7 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
     per_generation = (sum(r["sampling_s"] for r in steady)
                       / sum(len(r["neurons"]) * max(r["generations"]) for r in steady))
     authors = AUTHORS_SECONDS_PER_NEURON[layer][0]
-    return {"layer": layer, "max_samples": config.max_samples, "precision": precision,
-            "batches": rows,
-            "includes_compile": len(rows) == 1,
+    return {"includes_compile": len(rows) == 1,
             "seconds_per_neuron": round(per_neuron, 2),
             "seconds_per_neuron_with_compile": round(with_compile, 2),
             "kmeans_s_per_neuron": round(sum(r["decoupling_s"] for r in steady) / count, 2),
@@ -273,22 +170,7 @@ def decode_neurons(layer: int, batches: list[list[int]], max_samples: int | None
             "sampling_s_per_generation": round(per_generation, 3),
             "authors_s_per_generation_at_least": AUTHORS_SECONDS_PER_GENERATION[layer],
             "generation_speedup_vs_authors_at_least":
-                round(AUTHORS_SECONDS_PER_GENERATION[layer] / per_generation, 1),
-            "peak_rss_mb": peak_rss_mb(),
-            "load_before": load_before, "load_after": load_average()}
-
-
-def _compile_clock():
-    """A function giving the seconds JAX has spent tracing, lowering and compiling since this
-    call (from `jax.monitoring` duration events)."""
-    total = [0.0]
-
-    def listen(event: str, seconds: float, **_) -> None:
-        if event in COMPILE_EVENTS:
-            total[0] += seconds
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    return lambda: total[0]
+                round(AUTHORS_SECONDS_PER_GENERATION[layer] / per_generation, 1)}
 
 
 # -- orchestration -----------------------------------------------------------------------
@@ -314,112 +196,6 @@ def _run_case(case: dict) -> dict:
         from .scanbench import bench_scan
         return bench_scan(**case)
     return decode_neurons(**case)
-
-
-def projection(layers: list[dict], decoded: list[dict], default_generations: int,
-               enumerate_below: int = 11) -> list[dict]:
-    """Hours to decode every neuron of each architecture in `PROJECTED` on this machine.
-
-    Per GA layer: channels x (generations x measured seconds per generation per neuron +
-    K-means seconds per neuron). Generations and K-means seconds come from the decoded Basset
-    neurons of the same layer index (Basset L3's for deeper layers), else `default_generations`
-    and 0. Layers with receptive field < `enumerate_below` are enumerated (4^N windows, no
-    K-means: nothing below them pools): channels x 4^N / measured forward+gradient seq/s, an
-    upper bound on the forward-only enumeration.
-    """
-    by_layer = {d["layer"]: d for d in decoded if "error" not in d}
-    deepest = by_layer[max(by_layer)] if by_layer else None
-    out = []
-    for name in PROJECTED:
-        rows = [r for r in layers if r["model"] == name and r["width"] == 1.0 and "error" not in r]
-        if not rows:
-            continue
-        total, per_layer = 0.0, []
-        for r in sorted(rows, key=lambda r: r["layer"]):
-            if r["receptive_field"] < enumerate_below:
-                seconds = r["channels"] * 4 ** r["receptive_field"] / r["score_seq_per_s"]
-                per_layer.append({"layer": r["layer"], "hours": round(seconds / 3600, 3),
-                                  "enumerated": True})
-            else:
-                ref = by_layer.get(r["layer"], deepest)
-                gens = ref["generations_mean"] if ref else default_generations
-                kmeans = ref["kmeans_s_per_neuron"] if ref else 0.0
-                seconds = r["channels"] * (gens * r["ga_s_per_generation_per_neuron"] + kmeans)
-                per_layer.append({"layer": r["layer"], "hours": round(seconds / 3600, 3),
-                                  "generations": gens, "kmeans_s": kmeans})
-            total += seconds
-        complete = len(rows) == len(model(name, 1.0).config.convs)
-        out.append({"model": name, "hours": round(total / 3600, 2), "all_layers": complete,
-                    "layers": per_layer})
-    return out
-
-
-def markdown(result: dict) -> str:
-    peak = result["peak"]
-    lines = [f"# nmjax bench ({result['mode']})", "",
-             f"{result['started']} UTC, {result['machine']}, jax {result['jax']}; "
-             f"load average {result['load_start']} at start, {result['load_end']} at end "
-             "(the cores are shared: treat times as upper bounds).", "",
-             f"Matmul 2048x2048: jax fp32 {peak['jax_fp32']} GFLOP/s, numpy fp32 "
-             f"{peak['numpy_fp32']}, jax bf16 (fp32 accumulate) {peak['jax_bf16']} at the "
-             "start. The % of peak column names the fp32 peak each row is against: measured "
-             "again inside that case (same load) where the row has one, else this figure.", "",
-             "## Hot loop per layer (forward + input gradient; one GA generation)", "",
-             "| model | width | layer | N bp | P | neurons | precision | MFLOP/seq (model) | "
-             "seq/s | GFLOP/s model (executed) | % of fp32 peak (GFLOP/s) | "
-             "s/generation/neuron | generations/s | compile s (score, GA) | temp MB | "
-             "peak RSS MB | load |",
-             "|" + "---|" * 17]
-    for r in result["layers"]:
-        if "error" in r:
-            lines.append(f"| {r['model']} | {r['width']} | {r['layer']} | error: {r['error']} |")
-            continue
-        lines.append(
-            f"| {r['model']} | {r['width']} | {r['layer']} | {r['receptive_field']} | "
-            f"{r['population']} | {r['neuron_batch']} | {r.get('precision', 'fp32')} | "
-            f"{r['model_mflop_per_seq']} | "
-            f"{r['score_seq_per_s']:.0f} | {r['score_model_gflops']} "
-            f"({r['score_executed_gflops']}) | {100 * r['score_fraction_of_peak']:.0f} of "
-            f"{r.get('case_fp32_peak_gflops', peak['fp32_peak'])} | "
-            f"{r['ga_s_per_generation_per_neuron']} | {r['ga_generations_per_s']} | "
-            f"{r['score_compile_s']}, {r['ga_compile_s']} | {r['ga_temp_mb']} | "
-            f"{r['peak_rss_mb']} | {r['load_before']}-{r['load_after']} |")
-    if result["decoded"]:
-        lines += ["", "## Decoded neurons, full-size Basset (sampling + decoupling)", "",
-                  "| layer | neurons | generations | sample cap | s/neuron net of compile (with) | "
-                  "decoupling s | samples | peak RSS MB | authors s/neuron | speed-up | target | "
-                  "s/generation (authors) | load |",
-                  "|" + "---|" * 13]
-        for d in result["decoded"]:
-            if "error" in d:
-                lines.append(f"| {d['layer']} | error: {d['error']} |")
-                continue
-            lines.append(
-                f"| {d['layer']} | {sum(len(b['neurons']) for b in d['batches'])}"
-                f"{' (incl. compile)' if d['includes_compile'] else ''} | "
-                f"{d['generations_mean']} | {d['max_samples']} | "
-                f"{d['seconds_per_neuron']} "
-                f"({d.get('seconds_per_neuron_with_compile', d['seconds_per_neuron'])}) | "
-                f"{d['kmeans_s_per_neuron']} | {_samples_range(d)} | {d['peak_rss_mb']} | "
-                f">= {d['authors_s_per_neuron_at_least']} | >= {d['speedup_vs_authors_at_least']}x"
-                f" | {d['target_speedup']}x | {d.get('sampling_s_per_generation', '')} "
-                f"({d.get('authors_s_per_generation_at_least', '')}) | "
-                f"{d['load_before']}-{d['load_after']} |")
-    if result["projection"]:
-        lines += ["", "## Projected time to decode every neuron on this machine", "",
-                  "| model | hours | all layers measured | per layer (hours) |",
-                  "|---|---|---|---|"]
-        for p in result["projection"]:
-            per = ", ".join(f"L{x['layer']} {x['hours']}" + (" (enum.)" if x.get("enumerated")
-                                                              else "") for x in p["layers"])
-            lines.append(f"| {p['model']} | {p['hours']} | {p['all_layers']} | {per} |")
-    return "\n".join(lines) + "\n"
-
-
-def _samples_range(decoded: dict) -> str:
-    """Smallest-largest sample set of a decode case's neurons ('' for older results)."""
-    counts = [n for b in decoded["batches"] for n in b.get("samples", [])]
-    return f"{min(counts)}-{max(counts)}" if counts else ""
 
 
 def plan(args) -> tuple[list[dict], list[dict]]:
@@ -456,7 +232,7 @@ def parse_args(argv=None):
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's, from the receptive field)")
     p.add_argument("--neuron-batch", type=int, default=1, help="neurons per compiled call")
-    p.add_argument("--precision", default="auto", choices=("auto",) + PRECISIONS,
+    p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                    help="GA passes: auto (as the decoder: bf16 below convs of >= 128 channels), "
                         "fp32 or bf16")
     p.add_argument("--population-chunk", default="auto",
@@ -525,7 +301,7 @@ def main(argv=None) -> int:
     print(f"matmul peak GFLOP/s: {peak}  (load {load_start})", flush=True)
     layer_cases, decode_cases = plan(args)
     result = {"mode": "quick" if args.quick else "full", "started": started,
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "machine": machine_name(),
               "jax": jax.__version__, "load_start": load_start, "peak": peak,
               "layers": [], "decoded": [], "projection": []}
     stem = Path(args.out) / ("quick" if args.quick else "bench")
@@ -550,7 +326,7 @@ def _scan_only(args, started: str) -> int:
     case = {"kind": "scan", "chunk": args.scan_chunk, "batch": args.scan_batch,
             "bases": args.scan_bases, "repeats": args.repeats}
     result = {"started": started, "jax": jax.__version__,
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "machine": machine_name(),
               "scan": _in_subprocess(case, args.timeout)}
     stem = Path(args.out) / "scan"
     write_text(f"{stem}.json", json.dumps(result, indent=1) + "\n")

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import commands
+from .config import (EMPTY_BIN_RULES, METHODS, MUTATION_RULES, PRECISION_CHOICES, RATIO_RULES,
+                     SEEDING_RULES, SEGMENT_RULES, DecodeConfig)
 from .errors import NmjaxError
 
 
@@ -13,306 +16,6 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "--architecture) or nmjax checkpoint (.npz); default: the bundled example")
     p.add_argument("--architecture", default=None,
                    help="model.to_json() file, for a weights-only HDF5 model")
-
-
-def cmd_info(args) -> int:
-    import nmjax
-
-    net = nmjax.load(args.model, args.architecture)
-    print(f"model: {args.model or 'bundled example'}  ({net.config.source})")
-    header = ("layer", "kernel", "channels", "activation", "pool", "receptive_field", "shifts")
-    rows = [(r["layer"], r["kernel_width"], r["channels"], r["activation"], r["pool"],
-             f"{r['receptive_field']} bp", r["shift_multiplicity"]) for r in net.layer_table()]
-    widths = [max(len(str(v)) for v in col) for col in zip(header, *rows)]
-    for row in (header, *rows):
-        print("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
-    return 0
-
-
-def cmd_train(args) -> int:
-    from .simulate import load_config
-    from .train import TrainSettings, train_on_simulation
-
-    settings = TrainSettings(args.epochs, args.batch_size, args.lr, args.patience, args.dropout,
-                             args.seed)
-    _, metrics = train_on_simulation(load_config(args.dataset), args.arch, args.width, settings,
-                                     args.out)
-    for task, m in metrics["test"].items():
-        print(f"{task:>24}  test AUPRC {m['auprc']:.3f}  AUROC {m['auroc']:.3f}")
-    keras = f", {metrics['keras_export']}" if metrics.get("keras_export") else ""
-    print(f"trained in {metrics['train_seconds']} s (best epoch {metrics['best_epoch']}); "
-          f"wrote {args.out}/model.npz{keras}, planted.meme, tasks.json, metrics.json")
-    return 0
-
-
-def cmd_simulate(args) -> int:
-    import numpy as np
-
-    from .fileio import atomic_path
-    from .simulate import load_config, simulate, write_simulated_fasta
-
-    batch = simulate(load_config(args.dataset), args.split)
-    if args.out.endswith((".fa", ".fasta", ".fa.gz", ".fasta.gz")):
-        bed = write_simulated_fasta(batch, args.out)
-        print(f"wrote {len(batch.labels)} sequences of split {args.split} to {args.out}, "
-              f"their planted sites to {bed}")
-        return 0
-    with atomic_path(args.out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, onehot=batch.onehot, labels=batch.labels)
-    print(f"wrote {len(batch.labels)} sequences of split {args.split} to {args.out}")
-    return 0
-
-
-def parse_range(text: str, what: str) -> list[int]:
-    """'1-3' / '0,4,7-9' -> sorted ints; a clear error otherwise."""
-    out: set[int] = set()
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise NmjaxError(f"bad {what} {text!r}: use a number, a range like 1-3, or a list "
-                         f"like 0,4,7-9") from None
-    return sorted(out)
-
-
-def decode_config(args):
-    """The DecodeConfig of the decode settings on the command line (`_decode_settings_args`)."""
-    import dataclasses
-
-    from .decode import AUTHORS_READING, DecodeConfig
-    from .distribute import parse_size
-
-    rounds = int(args.rounds) if args.rounds.isdigit() else args.rounds  # DecodeConfig checks it
-    readings = AUTHORS_READING if args.authors_reading else {}
-    overrides = {k: v for k, v in (("population", args.population),
-                                   ("max_generations", args.max_generations),
-                                   ("neuron_batch", args.batch),
-                                   ("memory_budget", None if args.memory_budget is None
-                                    else parse_size(args.memory_budget)),
-                                   ("seeding", args.seeding), ("patience", args.patience),
-                                   ("rounds_ratio", args.rounds_ratio),
-                                   ("ratio_tie_margin", args.ratio_tie_margin),
-                                   ("empty_bin", args.empty_bin),
-                                   ("keep_initial_population",
-                                    args.keep_initial_population or None),
-                                   ("cap_enumerated", False if args.no_enumeration_cap else None))
-                 if v is not None}
-    return dataclasses.replace(DecodeConfig(method=args.method, mutation=args.mutation,
-                                            rounds=rounds, precision=args.precision,
-                                            segment_rule=args.segment_rule),
-                               **{**readings, **overrides})
-
-
-def cmd_decode(args) -> int:
-    import nmjax
-    from .decode import decode
-    from .distribute import Shard, decode_shard
-
-    config = decode_config(args)
-    layers = parse_range(args.layers, "--layers") if args.layers else None
-    neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
-    shard = Shard.parse(args.shard) if args.shard else None
-    net = nmjax.load(args.model, args.architecture)
-    if shard is not None:
-        done = decode_shard(net, shard, layers, neurons, args.seed, config, args.out,
-                            model=str(args.model or "bundled example"))
-        for layer, mine in done.items():
-            print(f"layer {layer}: shard {args.shard} decoded {len(mine)} neurons into "
-                  f"{args.out}/layer{layer}/ (samples/, parts/, shards/)")
-        print(f"when every shard of a layer is done: nmjax merge {args.out}")
-        return 0
-    results = decode(net, layers=layers, neurons=neurons, seed=args.seed, config=config,
-                     out=args.out, model=str(args.model or "bundled example"))
-    for layer, r in results.items():
-        t = r.timings
-        print(f"layer {layer}: {t['neurons']} neurons, receptive field {t['receptive_field']} bp, "
-              f"{t['subsets']} subsets, {t['dead_neurons']} dead, rounds {r.rounds}; "
-              f"wrote {args.out}/layer{layer}/")
-    if not args.no_report:
-        from .matching import TomtomParams
-        from .report import finish_run
-
-        analysis = finish_run(args.out, args.motif_db, args.release,
-                              TomtomParams(distance=args.distance))
-        print(f"report: {analysis['report']}")
-    return 0
-
-
-def cmd_workflow(args) -> int:
-    import shlex
-    from pathlib import Path
-
-    import nmjax
-    from .workflow import Workflow, run_workflow, snakemake_command, write_workflow
-
-    layers = parse_range(args.layers, "--layers") if args.layers else None
-    neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
-    report_args = ["--release", args.release, "--distance", args.distance]
-    if args.motif_db:
-        report_args += ["--motif-db", str(Path(args.motif_db).resolve())]
-    spec = Workflow(args.model, args.architecture, layers and tuple(layers),
-                    neurons and tuple(neurons), args.seed, decode_config(args), args.shards,
-                    args.gpus, not args.no_report, tuple(report_args))
-    snakefile = write_workflow(nmjax.load(args.model, args.architecture), spec, args.out)
-    print(f"wrote {snakefile} and its settings {args.out}/nmjax-workflow.json")
-    if not args.run:
-        print("run it (or resume it) with: "
-              + shlex.join(snakemake_command(args.out, args.cores, args.snakemake_args)))
-        return 0
-    return run_workflow(args.out, args.cores, args.snakemake_args)
-
-
-def cmd_merge(args) -> int:
-    import nmjax
-    from .distribute import merge, recorded_model
-
-    model = args.model if args.model is not None else recorded_model(args.dir)
-    layers = parse_range(args.layers, "--layers") if args.layers else None
-    merged = merge(nmjax.load(model, args.architecture), args.dir, layers)
-    if not merged:
-        print(f"nothing to merge: every layer with shards in {args.dir} is merged "
-              "(--layers merges one again)")
-    for layer, r in merged.items():
-        print(f"layer {layer}: merged {r.timings['neurons']} neurons from shards "
-              f"{', '.join(r.timings['shards'])}, rounds {r.rounds}; "
-              f"wrote {args.dir}/layer{layer}/")
-    return 0
-
-
-def cmd_match(args) -> int:
-    from .matching import TomtomParams, match_run
-
-    per_layer = match_run(args.dir, args.motif_db, args.release, TomtomParams(distance=args.distance))
-    for layer, matches in per_layer.items():
-        found = sorted({m.query for m in matches if m.q_value < 0.01})
-        print(f"layer {layer}: {len(found)} motifs match the database at q < 0.01; "
-              f"{len(matches)} pairs (q <= 0.5) in {args.dir}/layer{layer}/matches.tsv")
-    return 0
-
-
-def cmd_grammar(args) -> int:
-    from .grammar import GrammarParams, grammar_run
-    from .matching import TomtomParams
-
-    tparams = TomtomParams(distance=args.distance)
-    params = GrammarParams(segment_rule=args.rule)
-    for layer, result in grammar_run(args.dir, args.motif_db, args.release, params,
-                                     tparams=tparams).items():
-        for neuron, g in result["neurons"].items():
-            if g["text"]:
-                print(f"layer {layer} neuron {neuron}: {g['text']}")
-    print(f"wrote {args.dir}/grammars.tsv and layer*/grammar.tsv")
-    return 0
-
-
-def cmd_diagnose(args) -> int:
-    from .diagnose import diagnose_run, summary_text
-
-    print(summary_text(diagnose_run(args.dir)))
-    print(f"wrote {args.dir}/diagnose.json")
-    return 0
-
-
-def cmd_probe(args) -> int:
-    import nmjax
-    from .motifdb import jaspar_motif, load_motif_db
-    from .probe import probe, summary_text, write_probe
-
-    if bool(args.motifs) == bool(args.motif_db):
-        raise NmjaxError("give the motifs to insert: --motifs MA1494.2,GFI1 (JASPAR IDs or TF "
-                         "names) or --motif-db FILE (every motif of a MEME file)")
-    motifs = (load_motif_db(args.motif_db) if args.motif_db else
-              [jaspar_motif(m.strip(), args.release) for m in args.motifs.split(",")])
-    layers = parse_range(args.layers, "--layers") if args.layers else None
-    net = nmjax.load(args.model, args.architecture)
-    rows = probe(net, motifs, layers, args.samples, args.seed, args.dir)
-    print(summary_text(rows))
-    write_probe(args.out, rows)
-    print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_report(args) -> int:
-    from .matching import TomtomParams
-    from .report import build_report, finish_run
-
-    if args.no_match:
-        index = build_report(args.dir)
-    else:
-        index = finish_run(args.dir, args.motif_db, args.release,
-                           TomtomParams(distance=args.distance))["report"]
-    print(f"report: {index}")
-    return 0
-
-
-def cmd_scan(args) -> int:
-    import nmjax
-    from .scan import ScanSettings, scan
-
-    settings = ScanSettings(args.top, args.extend, args.p_value, args.chunk, args.batch)
-    layers = parse_range(args.layers, "--layers") if args.layers else None
-    neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
-    net = nmjax.load(args.model, args.architecture)
-    results = scan(net, args.fasta, bed=args.bed, genome=args.genome, layers=layers,
-                   neurons=neurons, settings=settings, out=args.out, decode_dir=args.dir,
-                   progress=True)
-    for layer, scans in results.items():
-        profiled = sum(bool(s.profiles) for s in scans)
-        print(f"layer {layer}: {len(scans)} neurons, top {settings.top} regions each, motif "
-              f"profiles for {profiled}; wrote {args.out}/layer{layer}/scan/")
-    return 0
-
-
-def cmd_swap(args) -> int:
-    import nmjax
-    from .swap import decoded_model, window_swap, write_swap
-
-    model = args.model if args.model is not None else decoded_model(args.dir)
-    result = window_swap(nmjax.load(model, args.architecture), args.dir, args.layer, args.neuron,
-                         args.window, args.sick, args.consistent)
-    best = max(range(len(result.f)), key=lambda k: result.f[k])
-    print(f"layer {args.layer} neuron {args.neuron}: sick subset S{result.sick} f "
-          f"{result.f_sick:.3g}, consistent S{result.consistent} f {result.f_consistent:.3g}; "
-          f"best swap at {result.starts[best]}-{result.starts[best] + result.window}: f "
-          f"{result.f[best]:.3g}")
-    print(f"wrote {write_swap(args.dir, result)} (.json, .svg)")
-    return 0
-
-
-def cmd_space(args) -> int:
-    import nmjax
-    from .motifdb import jaspar_motif, load_motif_db
-    from .spacing import spacing_scan, write_spacing
-
-    names = [m.strip() for m in args.motifs.split(",")]
-    if len(names) != 2:
-        raise NmjaxError(f"--motifs takes two motifs, A,B (got {args.motifs!r})")
-    if args.motif_db:
-        db = {m.name: m for m in load_motif_db(args.motif_db)}
-        db |= {m.alt_name: m for m in db.values() if m.alt_name}
-        missing = [n for n in names if n not in db]
-        if missing:
-            raise NmjaxError(f"{args.motif_db}: no motif named {missing}")
-        pair = [db[n] for n in names]
-    else:
-        pair = [jaspar_motif(n, args.release) for n in names]
-    if (args.layer is None) == (not args.output):
-        raise NmjaxError("give --layer L (a conv layer's neurons) or --output (the model outputs)")
-    neurons = parse_range(args.neurons, "--neurons") if args.neurons else None
-    result = spacing_scan(nmjax.load(args.model, args.architecture), pair[0], pair[1],
-                          args.layer, parse_range(args.gaps, "--gaps"), args.samples, args.seed,
-                          args.fasta, neurons)
-    what = "neuron" if args.layer else "output"
-    summary = result.summary()
-    best = [row for b in result.backgrounds
-            for row in [r for r in summary if r["background"] == b][:2]]
-    for row in best:
-        print(f"{row['background']:>8} {what} {row['response']}: peak at gap {row['peak_gap']} "
-              f"({row['arrangement']}), {row['peak']:.3g}, {row['contrast']:.3g} above the median")
-    print(f"wrote {write_spacing(args.out, result)} (.json, .svg)")
-    return 0
 
 
 def _motif_db_args(p: argparse.ArgumentParser) -> None:
@@ -363,7 +66,7 @@ def _validation_commands(sub) -> None:
     p.add_argument("--chunk", type=int, default=4096, help="bases per scanned chunk")
     p.add_argument("--batch", type=int, default=4, help="chunks per call")
     p.add_argument("--out", required=True, help="output folder (DIR/layer{L}/scan/)")
-    p.set_defaults(func=cmd_scan)
+    p.set_defaults(func=commands.cmd_scan)
     p = sub.add_parser("swap", help="window swap between a sick and a consistent subset's "
                                     "consensus (the paper's problematic-neuron analysis)")
     _dir_model_args(p, "output folder of `nmjax decode`",
@@ -376,7 +79,7 @@ def _validation_commands(sub) -> None:
                    help="subset to repair (default: lowest conact / act)")
     p.add_argument("--consistent", type=int, default=None,
                    help="subset whose bases are swapped in (default: highest conact / act)")
-    p.set_defaults(func=cmd_swap)
+    p.set_defaults(func=commands.cmd_swap)
     p = sub.add_parser("space", help="insert two motifs at every gap: mean response per gap "
                                      "(does a grammar's spacing matter?)")
     _model_args(p)
@@ -396,7 +99,7 @@ def _validation_commands(sub) -> None:
     p.add_argument("--out", default="nmjax-space",
                    help="output folder (DIR/layer{L}/spacing/; a decode folder puts the plots "
                         "in its report)")
-    p.set_defaults(func=cmd_space)
+    p.set_defaults(func=commands.cmd_space)
 
 
 def _reading_args(p: argparse.ArgumentParser) -> None:
@@ -406,7 +109,7 @@ def _reading_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--authors-reading", action="store_true",
                    help="every rule below as the authors' code has it; a choice flag given "
                         "with it sets that rule")
-    g.add_argument("--seeding", default=None, choices=("window", "authors"),
+    g.add_argument("--seeding", default=None, choices=SEEDING_RULES,
                    help="lower-layer motifs in the GA's first population: whole free windows "
                         "(default) or the authors' (IC > 1 cores protected, every subset, "
                         "c in 20 equal-mass bins)")
@@ -416,12 +119,12 @@ def _reading_args(p: argparse.ArgumentParser) -> None:
                    help="keep every enumerated window with f > 0 (authors; default: cap)")
     g.add_argument("--patience", type=int, default=None,
                    help="GA stop: generations without a better mean (paper 10, authors 11)")
-    g.add_argument("--rounds-ratio", default=None, choices=("pooled", "per-subset"),
+    g.add_argument("--rounds-ratio", default=None, choices=RATIO_RULES,
                    help="rounds rule ratio: max conact / max act (default) or the max over "
                         "subsets of conact / act (authors)")
     g.add_argument("--ratio-tie-margin", type=float, default=None,
                    help="rounds decisions within this ratio margin pass (default: 1e-5)")
-    g.add_argument("--empty-bin", default=None, choices=("nearest", "above"),
+    g.add_argument("--empty-bin", default=None, choices=EMPTY_BIN_RULES,
                    help="an empty PPM bin reuses the nearest bin (default) or the one above "
                         "(authors)")
 
@@ -431,28 +134,26 @@ def _decode_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", default=None, help="conv layers, e.g. 1-3 (default: all)")
     p.add_argument("--neurons", default=None, help="neurons of each layer, e.g. 0-15 (default: all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rounds", default="auto", help="decoupling rounds: auto (t-test rule) or N")
-    p.add_argument("--method", default="neuronmotif",
-                   choices=("neuronmotif", "kelley", "alipanahi", "saliency"))
-    p.add_argument("--mutation", default="reference", choices=("reference", "paper", "continuous"),
-                   help="GA mutation rule (default: reference)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+    p.add_argument("--rounds", default=str(DecodeConfig.rounds), help="decoupling rounds: auto (t-test rule) or N")
+    p.add_argument("--method", default=DecodeConfig.method, choices=METHODS)
+    p.add_argument("--mutation", default=DecodeConfig.mutation, choices=MUTATION_RULES,
+                   help=f"GA mutation rule (default: {DecodeConfig.mutation})")
+    p.add_argument("--precision", default=DecodeConfig.precision, choices=PRECISION_CHOICES,
                    help="GA passes in bf16 or fp32; auto: bf16 below convs of >= 128 channels "
                         "(kept samples are re-scored in fp32 either way)")
     p.add_argument("--population", type=int, default=None,
                    help="GA population (default: the paper's clip(N/20*1000, 2000, 5000))")
-    p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: 200)")
+    p.add_argument("--max-generations", type=int, default=None, help="GA cap (default: "
+                   f"{DecodeConfig.max_generations})")
     p.add_argument("--batch", type=int, default=None,
                    help="neurons per call of a layer's compiled GA program (default: 1 per device; "
                         "raise it on a GPU)")
     p.add_argument("--memory-budget", default=None,
                    help="temporary GA memory per device, e.g. 8G: lowers the neuron batch of a "
                         "layer to fit (default: no limit)")
-    from .motifs import DEFAULT_SEGMENT_RULE, SEGMENT_RULES
-
-    p.add_argument("--segment-rule", default=DEFAULT_SEGMENT_RULE, choices=tuple(SEGMENT_RULES),
+    p.add_argument("--segment-rule", default=DecodeConfig.segment_rule, choices=SEGMENT_RULES,
                    help="how PPMs are cut into motifs for motifs.meme and the grammar "
-                        f"(default: {DEFAULT_SEGMENT_RULE}; see README, Matching and grammar)")
+                        f"(default: {DecodeConfig.segment_rule}; see README, Matching and grammar)")
     _reading_args(p)
 
 
@@ -462,14 +163,11 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     _motif_db_args(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .motifs import SEGMENT_RULES
-
-    parser = argparse.ArgumentParser(prog="nmjax", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _model_commands(sub) -> None:
+    """info, train, simulate."""
     p = sub.add_parser("info", help="print the conv layers, receptive fields and shift multiplicities")
     _model_args(p)
-    p.set_defaults(func=cmd_info)
+    p.set_defaults(func=commands.cmd_info)
     p = sub.add_parser("train", help="train a conv-stack model on a simulated dataset "
                                      "(planted motif grammars)")
     p.add_argument("--dataset", required=True, help="simulation config (JSON or TOML)")
@@ -483,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=commands.cmd_train)
     p = sub.add_parser("simulate", help="write one split of a simulated dataset as .npz "
                                         "(onehot, labels), or as FASTA (.fa, .fa.gz) with "
                                         "its planted sites as BED")
@@ -491,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", choices=("train", "valid", "test"))
     p.add_argument("--out", required=True,
                    help="output .npz file, or .fa / .fa.gz (then also <stem>.sites.bed)")
-    p.set_defaults(func=cmd_simulate)
+    p.set_defaults(func=commands.cmd_simulate)
+
+
+def _decode_commands(sub) -> None:
+    """decode, workflow, merge."""
     p = sub.add_parser("decode", help="decode the motifs of conv neurons, layer by layer")
     _model_args(p)
     _decode_settings_args(p)
@@ -500,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None,
                    help="i/n: decode only neurons with neuron %% n == i of each layer, writing "
                         "per-neuron files into --out; then `nmjax merge` (see docs/cluster.md)")
-    p.set_defaults(func=cmd_decode)
+    p.set_defaults(func=commands.cmd_decode)
     p = sub.add_parser("workflow", help="write (and with --run, run) a Snakemake workflow of "
                                         "a sharded decode: shards, merges, report")
     _model_args(p)
@@ -516,26 +218,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. -- --executor slurm --jobs 64)")
     p.add_argument("--cores", type=int, default=1,
                    help="local cores for snakemake, one per job (default: 1)")
-    p.set_defaults(func=cmd_workflow, snakemake_args=[])
+    p.set_defaults(func=commands.cmd_workflow, snakemake_args=[])
     p = sub.add_parser("merge", help="assemble the layer files of a --shard run once every "
                                      "shard of a layer is done")
     _dir_model_args(p, "the shared --out folder of the shards",
                     "the model the shards decoded (default: the path they recorded)")
     p.add_argument("--layers", default=None,
                    help="layers to merge (default: every layer with shard records)")
-    p.set_defaults(func=cmd_merge)
+    p.set_defaults(func=commands.cmd_merge)
+
+
+def _analysis_commands(sub) -> None:
+    """match, grammar, diagnose, probe, report."""
     p = sub.add_parser("match", help="Tomtom of decoded motifs against JASPAR or a MEME file")
     _analysis_args(p)
-    p.set_defaults(func=cmd_match)
+    p.set_defaults(func=commands.cmd_match)
     p = sub.add_parser("grammar", help="motif dictionary and grammar (syntax) of every neuron, "
                                        "and the model's grammars ranked by neurons")
     _analysis_args(p)
-    p.add_argument("--rule", default=None, choices=tuple(SEGMENT_RULES),
+    p.add_argument("--rule", default=None, choices=SEGMENT_RULES,
                    help="segmentation rule (default: the one the decode used, run.json)")
-    p.set_defaults(func=cmd_grammar)
+    p.set_defaults(func=commands.cmd_grammar)
     p = sub.add_parser("diagnose", help="alive, sick and dead neurons per layer (text and JSON)")
     _analysis_args(p, db=False)
-    p.set_defaults(func=cmd_diagnose)
+    p.set_defaults(func=commands.cmd_diagnose)
     from .motifdb import DEFAULT_RELEASE
 
     p = sub.add_parser("probe", help="insert motifs into random windows: which neurons respond, "
@@ -551,12 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=500, help="windows per motif and layer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="probe.tsv", help="TSV file of every (motif, neuron) row")
-    p.set_defaults(func=cmd_probe)
+    p.set_defaults(func=commands.cmd_probe)
     p = sub.add_parser("report", help="match, grammar, diagnose and the HTML report DIR/report/")
     _analysis_args(p)
     p.add_argument("--no-match", action="store_true",
                    help="only rebuild the HTML from existing matches.tsv and grammar.json")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=commands.cmd_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nmjax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _model_commands(sub)
+    _decode_commands(sub)
+    _analysis_commands(sub)
     _validation_commands(sub)
     return parser
 

@@ -23,10 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .sampling import draw_indices
+from .arrays import one_hot, power_of_two
+from .draws import draw_indices
 
 if TYPE_CHECKING:
-    from .decode import DecodeConfig
+    from .config import DecouplingConfig
     from .network import Network
 
 
@@ -71,7 +72,7 @@ def _members(labels, w, k):
     return jax.nn.one_hot(labels, k, dtype=w.dtype) * w[:, None, None]
 
 
-def _lloyd(x, x_sq, w, centres, tol, max_iter):
+def lloyd(x, x_sq, w, centres, tol, max_iter):
     """Weighted Lloyd iterations of R restarts at once, each stopping on its own (squared
     centre shift <= tol, or max_iter); an empty cluster keeps its centre.
 
@@ -137,13 +138,13 @@ def weighted_kmeans(key: jax.Array, x: jax.Array, w: jax.Array, *, k: int, resta
     tol_abs = tol * jnp.maximum((w @ x_sq) / total - jnp.sum(mean * mean), 0.0) / x.shape[1]
     seeds = jax.vmap(lambda key: _kmeans_plus_plus(key, x, x_sq, w, k))(
         jax.random.split(key, restarts))
-    labels, inertia = _lloyd(x, x_sq, w, seeds, tol_abs, max_iter)
+    labels, inertia = lloyd(x, x_sq, w, seeds, tol_abs, max_iter)
     best = jnp.argmin(inertia)
     return labels[:, best], inertia[best]
 
 
 def cluster(key: jax.Array, features: np.ndarray, weights: np.ndarray, k: int,
-            config: "DecodeConfig", feature_dim: int | None = None) -> list[np.ndarray]:
+            config: "DecouplingConfig", feature_dim: int | None = None) -> list[np.ndarray]:
     """Split the first len(weights) rows of `features` into k weighted K-means clusters;
     index arrays of the non-empty clusters. Rows beyond len(weights) are padding (weight 0).
 
@@ -167,7 +168,7 @@ def padded_rows(m: int) -> int:
     8192, then a multiple of 8192. Padding rows (weight 0) change neither the draws nor the
     clusters (`weighted_kmeans`). Finer buckets (8 per octave) cut padding but compiled so many
     programs that a whole-example decode ran out of memory maps in LLVM."""
-    return max(64, 1 << (m - 1).bit_length()) if m <= 8192 else -(-m // 8192) * 8192
+    return power_of_two(m, 64) if m <= 8192 else -(-m // 8192) * 8192
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -195,7 +196,7 @@ def feature_map(net: "Network", bases: np.ndarray, layer: int, rows: int | None 
     out = None
     for i in range(0, len(bases), chunk):
         part = bases[i:i + chunk]
-        padded = np.zeros((max(64, 1 << (len(part) - 1).bit_length()), bases.shape[1]), np.uint8)
+        padded = np.zeros((power_of_two(len(part), 64), bases.shape[1]), np.uint8)
         padded[:len(part)] = part
         fmap = net.conv_output(eye[padded], layer)
         if out is None:
@@ -235,12 +236,12 @@ def decoupling_features(net: "Network", bases: np.ndarray, layer: int, rows: int
         return fmap, fmap.shape[1]
     r, dim = first_conv_isometry(net, bases.shape[1])
     out = np.zeros((rows, r.shape[1]), np.float32)
-    out[:len(bases)] = np.eye(4, dtype=np.float32)[bases].reshape(len(bases), -1) @ r
+    out[:len(bases)] = one_hot(bases).reshape(len(bases), -1) @ r
     return out, dim
 
 
 def decouple(net: "Network", layer: int, bases: np.ndarray, f: np.ndarray, key: jax.Array,
-             rounds: int, config: "DecodeConfig") -> list[np.ndarray]:
+             rounds: int, config: "DecouplingConfig") -> list[np.ndarray]:
     """Split a neuron's samples into shift-consistent subsets (index arrays into `bases`).
 
     Walks layer-1 .. 1; at layer i with pool p_i > 1 every current set with at least
@@ -265,7 +266,7 @@ def decouple(net: "Network", layer: int, bases: np.ndarray, f: np.ndarray, key: 
     return subsets
 
 
-def _rule_holds(ratios: np.ndarray, config: "DecodeConfig") -> tuple[bool, float | None,
+def _rule_holds(ratios: np.ndarray, config: "DecouplingConfig") -> tuple[bool, float | None,
                                                                       float | None]:
     """(holds, t, p): with at least 10 ratios a one-sample t-test against ratio_threshold, t > 0
     and p < ratio_p_value; with fewer (or identical ratios, t undefined) mean > threshold."""
@@ -280,8 +281,8 @@ def _rule_holds(ratios: np.ndarray, config: "DecodeConfig") -> tuple[bool, float
     return bool(ratios.mean() > config.ratio_threshold), None, None
 
 
-def rounds_test(ratios: np.ndarray, config: "DecodeConfig") -> dict:
-    """The rounds rule on a layer's per-neuron ratios (`decode.neuron_ratios`): do they sit
+def rounds_test(ratios: np.ndarray, config: "DecouplingConfig") -> dict:
+    """The rounds rule on a layer's per-neuron ratios (`nmjax.summarise.neuron_ratios`): do they sit
     above ratio_threshold (`_rule_holds`)?
 
     The rule is monotone in the ratios, so it is also tried with every ratio moved down and

@@ -8,100 +8,37 @@ Definitions (per neuron of a layer, over its decoupled subsets in neurons.tsv):
   single consensus represents; or act < `weak_fraction` (0.1) x the median act of the layer's
   alive neurons: a neuron that barely fires).
 - alive (in the counts): alive and not sick; the three counts add up to the layer's neurons.
-Also the readers of the decoder's per-layer files (neurons.tsv, motif names) shared by the
-grammar and the report.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import NmjaxError
+from . import runfolder
 from .fileio import write_text
-from .matching import decoded_layers
-
-NEURON_COLUMNS = ("neuron", "subset", "n", "act", "conact", "consensus")
-
+from .results import pooled_ratio
+from .runfolder import SubsetRow, decoded_layers, parse_ppm_name, read_neurons, read_segments
 
 @dataclass(frozen=True)
-class SubsetRow:
-    """One decoupled subset of a neuron, a row of neurons.tsv."""
-
-    neuron: int
-    subset: int
-    n: int
-    act: float
-    conact: float
-    consensus: str
-
-
-@dataclass(frozen=True)
-class DiagnoseParams:
+class DiagnoseConfig:
     sick_ratio: float = 0.5
     weak_fraction: float = 0.1
 
 
-def parse_ppm_name(name: str) -> tuple[int, int, int]:
-    """(layer, neuron, subset) of a decoder PPM name L{L}_N{n}_S{s}."""
-    m = re.match(r"L(\d+)_N(\d+)_S(\d+)", name)
-    if not m:
-        raise NmjaxError(f"motif name {name!r} is not of the decoder's form "
-                         f"L<layer>_N<neuron>_S<subset>")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
-
-
-def read_neurons(layer_dir: str | os.PathLike) -> list[SubsetRow]:
-    """Rows of DIR/layer{L}/neurons.tsv (columns by header name)."""
-    path = Path(layer_dir) / "neurons.tsv"
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh, delimiter="\t"))
-    except OSError as e:
-        raise NmjaxError(f"cannot read {path}: {e.strerror}; is this an `nmjax decode` output?") from e
-    if not rows:
-        raise NmjaxError(f"{path} is empty; expected a header {' '.join(NEURON_COLUMNS)}")
-    header = rows[0]
-    missing = [c for c in NEURON_COLUMNS if c not in header]
-    if missing:
-        raise NmjaxError(f"{path}: missing column(s) {', '.join(missing)} in the header")
-    idx = {c: header.index(c) for c in NEURON_COLUMNS}
-    out = []
-    for k, r in enumerate(rows[1:], start=2):
-        if not r:
-            continue
-        try:
-            out.append(SubsetRow(int(r[idx["neuron"]]), int(r[idx["subset"]]), int(r[idx["n"]]),
-                                 _num(r[idx["act"]]), _num(r[idx["conact"]]),
-                                 r[idx["consensus"]] if idx["consensus"] < len(r) else ""))
-        except (ValueError, IndexError) as e:
-            raise NmjaxError(f"{path}: line {k}: bad row {r!r} ({e})") from e
-    return out
-
-
-def _num(text: str) -> float:
-    return float(text) if text not in ("", "nan", "NA") else float("nan")
-
-
 def motif_counts(layer_dir: str | os.PathLike) -> dict[int, int]:
     """Segmented motifs per neuron, from the names L{L}_N{n}_S{s}_{a}-{b} in motifs.meme."""
-    path = Path(layer_dir) / "motifs.meme"
     counts: dict[int, int] = {}
-    if path.is_file():
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith("MOTIF"):
-                    neuron = parse_ppm_name(line.split()[1])[1]
-                    counts[neuron] = counts.get(neuron, 0) + 1
+    for m in read_segments(layer_dir):
+        neuron = parse_ppm_name(m.name)[1]
+        counts[neuron] = counts.get(neuron, 0) + 1
     return counts
 
 
-def diagnose_layer(layer_dir: str | os.PathLike, params: DiagnoseParams = DiagnoseParams()) -> dict:
+def diagnose_layer(layer_dir: str | os.PathLike, params: DiagnoseConfig = DiagnoseConfig()) -> dict:
     """Per-neuron status and the layer's conact-vs-act scatter points (one per subset)."""
     rows = read_neurons(layer_dir)
     motifs = motif_counts(layer_dir)
@@ -119,9 +56,8 @@ def diagnose_layer(layer_dir: str | os.PathLike, params: DiagnoseParams = Diagno
         if not live:
             neurons.append({**entry, "status": "dead", "act": None, "conact": None, "ratio": None})
             continue
-        act = max(r.act for r in live)
-        conact = max(r.conact for r in live)
-        ratio = conact / act if act > 0 else float("nan")
+        act, conact = max(r.act for r in live), max(r.conact for r in live)
+        ratio = pooled_ratio([r.act for r in live], [r.conact for r in live])
         sick = not ratio >= params.sick_ratio or act < params.weak_fraction * median_act
         neurons.append({**entry, "status": "sick" if sick else "alive", "act": act,
                         "conact": conact, "ratio": ratio})
@@ -134,13 +70,13 @@ def diagnose_layer(layer_dir: str | os.PathLike, params: DiagnoseParams = Diagno
                                   "max": max((n["motifs"] for n in neurons), default=0)}}
 
 
-def diagnose_run(out_dir: str | os.PathLike, params: DiagnoseParams = DiagnoseParams()) -> dict:
+def diagnose_run(out_dir: str | os.PathLike, params: DiagnoseConfig = DiagnoseConfig()) -> dict:
     """Diagnose every decoded layer; write DIR/diagnose.json and return its content."""
     result = {"definitions": {"dead": "every subset has n = 0",
                               "sick": f"alive and (max conact / max act < {params.sick_ratio} or "
                                       f"max act < {params.weak_fraction} x median max act of the "
                                       f"layer's alive neurons)"},
-              "layers": {str(layer): diagnose_layer(Path(out_dir) / f"layer{layer}", params)
+              "layers": {str(layer): diagnose_layer(runfolder.layer_dir(out_dir, layer), params)
                          for layer in decoded_layers(out_dir)}}
     write_text(Path(out_dir) / "diagnose.json", json.dumps(result, indent=1))
     return result

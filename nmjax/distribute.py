@@ -1,17 +1,6 @@
-"""Spreading a decode over devices, memory and machines.
+"""Spreading a decode over machines (the devices of one machine: `nmjax.devices`).
 
-Devices: one call of a layer's GA program runs a batch of neurons (vmapped over neurons).
-`shard_neurons` places the neuron axis of that call's arrays over all local JAX devices (a 1-D
-`Mesh` named 'neurons', `NamedSharding`), so the jitted program runs each device's neurons on
-that device; the batch is padded to a multiple of the device count (`neuron_batch`). With one
-device nothing is moved. Each neuron's PRNG key depends only on (seed, layer, neuron), so the
-output does not depend on the device count.
-
-Memory: `neuron_batch` caps the batch so that the GA program's estimated temporary memory per
-device (`ga_bytes_per_neuron`, calibrated against XLA's `memory_analysis`) fits
-`DecodeConfig.memory_budget`.
-
-Machines: `Shard(i, n)` owns the neurons with neuron % n == i of every requested layer (a
+`Shard(i, n)` owns the neurons with neuron % n == i of every requested layer (a
 balanced split: shard sizes differ by at most one neuron per layer). `decode_shard` writes
 only per-neuron files (samples/, parts/ of the first decoupling round) and a shard record
 `layer{L}/shards/shard{i}of{n}.json` into the shared output directory; `merge` checks that
@@ -23,7 +12,6 @@ then `nmjax merge`, then layer l+1 (docs/cluster.md).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -32,106 +20,18 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .config import DecodeConfig
+from .decoder import (clipped_neurons, finish_layer, first_round_config, layer_by_layer,
+                      neuron_key, requested_layers, sample_layer)
+from .devices import device_count
 from .errors import NmjaxError
 from .fileio import write_text
-
-NEURON_AXIS = "neurons"
-# Temporary bytes per neuron of one GA call ~ CHUNK_FACTOR x (one scoring chunk's
-# `activation_floats` x 4 bytes) + WINDOW_FACTOR x (population x N x 4 one-hot floats x 4 bytes).
-# Calibrated with `ga_temp_bytes` (XLA CPU, jax 0.10.2, batch 2 minus batch 1) on the toy
-# network, the example's layers 3 and 5, Basset layers 2-3 (bf16) and BD-10 layer 8: the
-# estimate was 1.3-3.9x the measured bytes on all of them. The pass now keeps pooled activations
-# only, and the estimate is 2.8-4.8x XLA's temporary bytes of one neuron's generation (bench
-# `temp MB`: Basset layers 2-3, BD-10 layer 10, the example's layer 5): safe, if loose.
-CHUNK_FACTOR, WINDOW_FACTOR = 2, 8
+from .runfolder import (check_same_run, layer_dir, layers_with, load_layer, read_samples,
+                        read_shard_records, sample_path, settings_diff, shard_record_path)
+from .summarise import summarise_rounds
 
 
-# -- devices ----------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def neuron_mesh() -> Mesh:
-    """A 1-D mesh over all local devices; its axis is the neuron axis of a GA batch."""
-    return Mesh(np.array(jax.local_devices()), (NEURON_AXIS,))
-
-
-def device_count() -> int:
-    return neuron_mesh().size
-
-
-def shard_neurons(tree):
-    """Place a pytree whose leaves all lead with the neuron axis over the devices (one block of
-    neurons per device). Unchanged with one device or when the batch does not divide evenly
-    (`decode_neuron`'s single neuron)."""
-    mesh = neuron_mesh()
-    leaves = jax.tree_util.tree_leaves(tree)
-    if mesh.size == 1 or not leaves or leaves[0].shape[0] % mesh.size:
-        return tree
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(NEURON_AXIS)))
-
-
-# -- memory -----------------------------------------------------------------------------
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """'8G', '512M', '1.5GiB', '1000000' -> bytes (binary prefixes)."""
-    m = _SIZE.match(str(text))
-    if not m:
-        raise NmjaxError(f"bad memory size {text!r}: use bytes or a number with K, M, G or T "
-                         f"(e.g. 8G)")
-    return int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
-
-
-def activation_floats(net, layer: int) -> int:
-    """Floats per window that the score of `layer` keeps for its input gradient: the one-hot
-    window, and for every block below the layer its unfolded input windows (a conv's matmul
-    operand), its conv output and its activation."""
-    from .scoring import block_shapes
-
-    return net.receptive_field(layer) * 4 + sum(
-        out_len * width + 2 * out_len * cout
-        for out_len, width, cout in block_shapes(net.config, layer))
-
-
-def ga_bytes_per_neuron(net, layer: int, config) -> int:
-    """Estimated temporary bytes of one neuron in one call of the layer's GA program (the
-    population is scored in chunks: `nmjax.scoring.chunk_size`)."""
-    from .sampling import ga_settings
-    from .scoring import chunk_size
-
-    population = ga_settings(net, layer, config).population
-    chunk = min(chunk_size(net.config, layer), population)
-    return int(CHUNK_FACTOR * chunk * activation_floats(net, layer) * 4
-               + WINDOW_FACTOR * population * net.receptive_field(layer) * 16)
-
-
-def neuron_batch(net, layer: int, config, neurons: int) -> int:
-    """Neurons per call of `layer`'s GA program: `config.neuron_batch`, lowered to fit
-    `config.memory_budget` (bytes per device; at least one neuron per device), never more than
-    the `neurons` to decode, rounded up to a multiple of the device count."""
-    devices = device_count()
-    batch = min(config.neuron_batch, neurons)
-    if config.memory_budget is not None:
-        fit = max(1, config.memory_budget // ga_bytes_per_neuron(net, layer, config))
-        batch = min(batch, fit * devices)
-    return -(-max(batch, 1) // devices) * devices
-
-
-def ga_temp_bytes(net, layer: int, config, batch: int) -> int:
-    """XLA's temporary bytes of one compiled call of the layer's GA program for `batch` neurons
-    (`memory_analysis`): what `CHUNK_FACTOR` and `WINDOW_FACTOR` are calibrated against."""
-    from . import sampling
-
-    settings = sampling.ga_settings(net, layer, config)
-    pop, _ = jax.eval_shape(lambda keys: sampling.initial_population(settings, list(keys)),
-                            jax.random.split(jax.random.key(0), batch))
-    neurons = jax.ShapeDtypeStruct((batch,), np.int32)
-    compiled = sampling._ga_step(net, layer, settings).lower(net.params, pop, neurons).compile()
-    return int(compiled.memory_analysis().temp_size_in_bytes)
-
-
-# -- machines ---------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Shard:
     """Shard `index` of `count`: the neurons n with n % count == index of every layer."""
@@ -169,26 +69,19 @@ def model_fingerprint(net) -> str:
 
 def recorded_model(out: str | os.PathLike) -> str | None:
     """The model path the shards of `out` recorded (None: the bundled example or no record)."""
-    records = sorted(Path(out).glob("layer*/shards/shard*of*.json"))
-    recorded = json.loads(records[0].read_text())["model"] if records else ""
+    records = read_shard_records(out)
+    recorded = records[0]["model"] if records else ""
     return None if recorded in ("", "bundled example") else recorded
-
-
-def _records(out: Path, layer: int) -> list[dict]:
-    return [json.loads(p.read_text())
-            for p in sorted((out / f"layer{layer}" / "shards").glob("shard*of*.json"))]
 
 
 def _check_records(out: Path, layer: int, records: list[dict], seed: int, config,
                    fingerprint: str) -> None:
-    from .decode import settings_diff
-
     for r in records:
         diff = settings_diff(r["parameters"], r["seed"], config, seed)
         if r["model_fingerprint"] != fingerprint:
             diff["model"] = (r["model_fingerprint"], fingerprint)
         if diff:
-            raise NmjaxError(f"{out}/layer{layer} holds shard {r['shard']} with other settings "
+            raise NmjaxError(f"{layer_dir(out, layer)} holds shard {r['shard']} with other settings "
                              f"(shard, now: {diff}); use the same model and settings, or "
                              "another --out folder")
 
@@ -200,10 +93,6 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
     """Sample and decouple (first round) this shard's neurons of every layer in `layers`
     (default all) into `out`, skipping finished neurons. Each layer l > 1 needs layer l-1
     complete (merged) in `out` when the GA is seeded. Returns {layer: the shard's neurons}."""
-    from .decode import (DecodeConfig, check_same_run, clipped_neurons, first_round_config,
-                         layer_neurons, load_layer, neuron_key, requested_layers, sample_layer,
-                         summarise_rounds)
-
     config = config or DecodeConfig()
     out = Path(out)
     layers = requested_layers(net, layers)
@@ -211,7 +100,7 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
     fingerprint = model_fingerprint(net)
     below: dict[int, object] = {}
     for l in layers:
-        _check_records(out, l, _records(out, l), seed, config, fingerprint)
+        _check_records(out, l, read_shard_records(out, l), seed, config, fingerprint)
         if config.seed_from_previous and l > 1:
             below[l] = load_layer(out, l - 1)
             if below[l] is None:
@@ -219,24 +108,24 @@ def decode_shard(net, shard: Shard, layers: list[int] | None = None,
                     f"shard {shard.index}/{shard.count} of layer {l} needs layer {l - 1} "
                     f"complete in {out}, and it is not: run every shard of layer {l - 1} "
                     f"(--layers {l - 1} --shard i/{shard.count}), then `nmjax merge {out}`")
-    done = {}
-    for l in layers:
-        selection = layer_neurons(net, l, clipped_neurons(net, l, neurons))
+
+    def one(l: int, _) -> list[int]:
+        selection = net.neurons_of(l, clipped_neurons(net, l, neurons))
         mine = shard.select(selection)
-        d = out / f"layer{l}"
+        d = layer_dir(out, l)
         samples, timings = sample_layer(net, l, mine, seed, config, d, below.get(l), progress)
         summarise_rounds(net, l, samples, {n: neuron_key(seed, l, n) for n in mine},
-                         first_round_config(config), d / "parts", progress)
+                         first_round_config(config), d, progress)
         record = {"shard": f"{shard.index}/{shard.count}", "layer": l, "neurons": mine,
                   "selection": None if neurons is None else selection, "seed": seed,
                   "parameters": dataclasses.asdict(config), "model": model,
                   "model_fingerprint": fingerprint, "devices": device_count(),
                   "timings": timings}
-        write_text(d / "shards" / f"{shard.name}.json",
+        write_text(shard_record_path(out, l, shard.name),
                    json.dumps(record, indent=2, sort_keys=True) + "\n")
-        done[l] = mine
-        jax.clear_caches()  # as `decode`: no later layer reuses this one's compiled programs
-    return done
+        return mine
+
+    return layer_by_layer(layers, one)
 
 
 def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
@@ -244,12 +133,8 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
     """Assemble the layer files of `layers` (default: every layer with shard records in `out`
     that is not merged yet) from the shards' per-neuron files, with the rounds rule of a single
     run; refuses, naming them, if neurons are missing. Returns {layer: LayerResult}."""
-    from .decode import (DecodeConfig, check_same_run, finish_layer, layer_neurons, load_layer,
-                         _read_samples)
-
     out = Path(out)
-    sharded = sorted({int(p.parent.parent.name[5:])
-                      for p in out.glob("layer*/shards/shard*of*.json")})
+    sharded = layers_with(out, "shards/shard*of*.json")
     if not sharded:
         raise NmjaxError(f"no shard records (layer*/shards/*.json) in {out}: run "
                          "`nmjax decode --shard i/n --out DIR` first")
@@ -259,7 +144,7 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
     fingerprint = model_fingerprint(net)
     merged = {}
     for l in layers:
-        records = _records(out, l)
+        records = read_shard_records(out, l)
         if not records:
             raise NmjaxError(f"no shard of layer {l} in {out}: run `nmjax decode --layers {l} "
                              f"--shard i/n --out {out}` for every i first")
@@ -271,22 +156,27 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
         if len(selections) > 1:
             raise NmjaxError(f"the shards of layer {l} in {out} were run with different "
                              f"--neurons selections: {sorted(selections)}")
-        selection = layer_neurons(net, l, first["selection"])
-        d = out / f"layer{l}"
-        missing = [n for n in selection if not (d / "samples" / f"neuron{n}.h5").exists()]
-        if missing:
-            counts = {int(r["shard"].split("/")[1]) for r in records}
-            owners = sorted({(c, n % c) for n in missing for c in counts})
-            raise NmjaxError(f"cannot merge layer {l} of {out}: {len(missing)} neuron(s) not "
-                             f"decoded yet: {neuron_ranges(missing)} (shards "
-                             f"{', '.join(f'{i}/{c}' for c, i in owners)}); run those shards "
-                             "(finished neurons are skipped) and merge again")
-        samples = {n: _read_samples(d / "samples" / f"neuron{n}.h5") for n in selection}
+        selection = net.neurons_of(l, first["selection"])
+        _check_complete(out, l, selection, records)
+        samples = {n: read_samples(sample_path(layer_dir(out, l), n)) for n in selection}
         timings = _merged_timings([r["timings"] for r in records])
         timings.update({"shards": sorted(r["shard"] for r in records)})
         merged[l] = finish_layer(net, l, samples, seed, config, out, progress,
                                  first["model"], timings)
     return merged
+
+
+def _check_complete(out: Path, layer: int, selection: list[int], records: list[dict]) -> None:
+    """Refuse to merge a layer while a neuron of its selection has no samples, naming the
+    shards that own the missing neurons."""
+    missing = [n for n in selection if not sample_path(layer_dir(out, layer), n).exists()]
+    if missing:
+        counts = {int(r["shard"].split("/")[1]) for r in records}
+        owners = sorted({(c, n % c) for n in missing for c in counts})
+        raise NmjaxError(f"cannot merge layer {layer} of {out}: {len(missing)} neuron(s) not "
+                         f"decoded yet: {neuron_ranges(missing)} (shards "
+                         f"{', '.join(f'{i}/{c}' for c, i in owners)}); run those shards "
+                         "(finished neurons are skipped) and merge again")
 
 
 def _merged_timings(per_shard: list[dict]) -> dict:

@@ -21,32 +21,35 @@ from typing import Sequence
 
 import numpy as np
 
-from .diagnose import parse_ppm_name, read_neurons
-from .dictionary import DictionaryParams, greedy_clusters, neuron_dictionary
-from .frames import DecodedPPM
+from . import runfolder
+from .clusters import DictionaryConfig, greedy_clusters
+from .config import DEFAULT_SEGMENT_RULE
+from .dictionary import neuron_dictionary
 from .fileio import write_text
-from .matching import TomtomParams, decoded_layers, read_layer_motifs
+from .frames import DecodedPPM
+from .matching import TomtomConfig
 from .meme import Motif, write_meme
 from .motifdb import DEFAULT_RELEASE, load_motif_db
-from .motifs import DEFAULT_SEGMENT_RULE, information_content, segment_rule
-from .syntax import SyntaxParams, neuron_syntax
+from .motifs import information_content, segment_rule
+from .runfolder import decoded_layers, layer_of, parse_ppm_name, read_neurons, read_ppms, read_run
+from .syntax import SyntaxConfig, neuron_syntax
 
 
 @dataclass(frozen=True)
-class GrammarParams:
+class GrammarConfig:
     """Settings of the grammar stage: the segmentation rule (None: the decode's own, from
     run.json), the dictionary's and the syntax's thresholds, and the share of a neuron's weight
     that makes it carry a grammar in the layer summary."""
 
     segment_rule: str | None = None
-    dictionary: DictionaryParams = field(default_factory=DictionaryParams)
-    syntax: SyntaxParams = field(default_factory=SyntaxParams)
+    dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
+    syntax: SyntaxConfig = field(default_factory=SyntaxConfig)
     carry_share: float = 0.2
 
 
 def neuron_grammar(ppms: Sequence[DecodedPPM], db: Sequence[Motif], rule_name: str,
-                   params: GrammarParams = GrammarParams(),
-                   tparams: TomtomParams = TomtomParams()) -> dict:
+                   params: GrammarConfig = GrammarConfig(),
+                   tparams: TomtomConfig = TomtomConfig()) -> dict:
     """Dictionary, sites, orders and line of one neuron (JSON-ready)."""
     entries, sites, stats = neuron_dictionary(ppms, segment_rule(rule_name), db,
                                               params.dictionary, tparams)
@@ -97,7 +100,7 @@ def layer_ppms(layer_dir: Path, pseudocount: float) -> dict[int, list[DecodedPPM
     """Each alive neuron's decoupled PPMs (ppms.meme) with their n and act (neurons.tsv)."""
     rows = {(r.neuron, r.subset): r for r in read_neurons(layer_dir)}
     out: dict[int, list[DecodedPPM]] = {}
-    for m in read_layer_motifs(layer_dir / "ppms.meme"):
+    for m in read_ppms(layer_dir):
         _, neuron, subset = parse_ppm_name(m.name)
         r = rows.get((neuron, subset))
         if r is not None and r.n > 0:
@@ -108,15 +111,14 @@ def layer_ppms(layer_dir: Path, pseudocount: float) -> dict[int, list[DecodedPPM
 def run_settings(out_dir: Path) -> tuple[str, float]:
     """The segmentation rule and Laplace pseudocount a decode used (run.json; defaults if
     absent)."""
-    path = out_dir / "run.json"
-    parameters = json.loads(path.read_text()).get("parameters", {}) if path.is_file() else {}
+    parameters = (read_run(out_dir) or {}).get("parameters", {})
     return (parameters.get("segment_rule", DEFAULT_SEGMENT_RULE),
             float(parameters.get("laplace_pseudocount", 80.0)))
 
 
 def grammar_layer(layer_dir: str | os.PathLike, db: Sequence[Motif],
-                  params: GrammarParams = GrammarParams(),
-                  tparams: TomtomParams = TomtomParams()) -> dict:
+                  params: GrammarConfig = GrammarConfig(),
+                  tparams: TomtomConfig = TomtomConfig()) -> dict:
     """Grammar of every alive neuron of a layer; writes grammar.json and grammar.tsv."""
     layer_dir = Path(layer_dir)
     rule, pseudocount = run_settings(layer_dir.parent)
@@ -140,7 +142,7 @@ def grammar_layer(layer_dir: str | os.PathLike, db: Sequence[Motif],
     return result
 
 
-def _jsonable(params: GrammarParams) -> dict:
+def _jsonable(params: GrammarConfig) -> dict:
     return asdict(params)
 
 
@@ -207,8 +209,8 @@ def _grammar_key(order: dict) -> str:
         ",".join(g["text"] for g in order["gaps"])
 
 
-def layer_dictionary(neurons: dict[str, dict], db: Sequence[Motif], params: GrammarParams,
-                     tparams: TomtomParams) -> tuple[list[dict], dict]:
+def layer_dictionary(neurons: dict[str, dict], db: Sequence[Motif], params: GrammarConfig,
+                     tparams: TomtomConfig) -> tuple[list[dict], dict]:
     """The layer's dictionary (paper Fig. 5: the motifs of all its neurons): neuron entries
     with the same best database matrix are one motif (their PPMs share that matrix's frame and
     are averaged); novel entries are clustered by Tomtom (both strands, representative = the
@@ -244,7 +246,7 @@ def layer_dictionary(neurons: dict[str, dict], db: Sequence[Motif], params: Gram
 
 def write_layer_dictionary(layer_dir: Path, motifs: list[dict]) -> None:
     """layer{L}/dictionary.meme (one motif per layer motif) and dictionary.tsv."""
-    names = [f"L{layer_dir.name[5:]}_M{k + 1}" for k in range(len(motifs))]
+    names = [f"L{layer_of(layer_dir)}_M{k + 1}" for k in range(len(motifs))]
     write_meme(layer_dir / "dictionary.meme",
                [Motif(name, np.asarray(m["ppm"]), len(m["neurons"]), m["name"])
                 for name, m in zip(names, motifs)])
@@ -253,7 +255,7 @@ def write_layer_dictionary(layer_dir: Path, motifs: list[dict]) -> None:
                          f"{','.join(map(str, m['neurons']))}\n" for name, m in zip(names, motifs)))
 
 
-def write_summary(out_dir: Path, layers: dict[int, dict], params: GrammarParams) -> dict:
+def write_summary(out_dir: Path, layers: dict[int, dict], params: GrammarConfig) -> dict:
     """DIR/grammars.json and DIR/grammars.tsv from every layer's grammar.json content."""
     summary = {str(l): {**layer_summary(r["neurons"], params.carry_share),
                         "dictionary": r["dictionary"]} for l, r in layers.items()}
@@ -271,14 +273,14 @@ def write_summary(out_dir: Path, layers: dict[int, dict], params: GrammarParams)
 
 
 def grammar_run(out_dir: str | os.PathLike, motif_db: str | os.PathLike | None = None,
-                release: str = DEFAULT_RELEASE, params: GrammarParams = GrammarParams(),
-                db: Sequence[Motif] | None = None, tparams: TomtomParams = TomtomParams()
+                release: str = DEFAULT_RELEASE, params: GrammarConfig = GrammarConfig(),
+                db: Sequence[Motif] | None = None, tparams: TomtomConfig = TomtomConfig()
                 ) -> dict[int, dict]:
     """Grammar of every decoded layer of a decode output directory and the model summary
     (`db` overrides motif_db/release with motifs already loaded)."""
     db = load_motif_db(motif_db, release) if db is None else db
     out_dir = Path(out_dir)
-    layers = {layer: grammar_layer(out_dir / f"layer{layer}", db, params, tparams)
+    layers = {layer: grammar_layer(runfolder.layer_dir(out_dir, layer), db, params, tparams)
               for layer in decoded_layers(out_dir)}
     write_summary(out_dir, layers, params)
     return layers

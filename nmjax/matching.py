@@ -7,7 +7,7 @@ all target columns. `memelite.tomtom` (Schreiber, numba) implements the Euclidea
 what MEME's tomtom adds around them: the 0.1 motif pseudocount on queries and targets,
 E = p x number of targets, and Benjamini-Hochberg q-values per query over all targets.
 
-Column distance (`TomtomParams.distance`):
+Column distance (`TomtomConfig.distance`):
 - "correlation" (default): memelite's Euclidean distance between columns that are first
   centred (minus 0.25) and scaled to unit length, i.e. sqrt(2 - 2 r) with r the Pearson
   correlation of the two columns: a monotone transform of MEME tomtom's default column score
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +33,12 @@ from typing import Sequence
 
 import numpy as np
 
+from . import runfolder
 from .errors import NmjaxError
 from .fileio import atomic_path
-from .meme import Motif, read_meme
+from .meme import Motif
 from .motifdb import DEFAULT_RELEASE, load_motif_db
+from .motifs import laplace
 
 MIN_TARGETS = 25   # memelite's (and, at 50, MEME tomtom's) warning threshold
 MATCH_COLUMNS = ("query", "target", "target_name", "p_value", "e_value", "q_value",
@@ -45,7 +46,7 @@ MATCH_COLUMNS = ("query", "target", "target_name", "p_value", "e_value", "q_valu
 
 
 @dataclass(frozen=True)
-class TomtomParams:
+class TomtomConfig:
     """Settings of a Tomtom comparison (MEME tomtom's defaults where it has one)."""
 
     pseudocount: float = 0.1       # MEME tomtom -motif-pseudo, added to queries and targets
@@ -88,10 +89,10 @@ class Match:
 def with_pseudocount(motif: Motif, pseudocount: float) -> np.ndarray:
     """MEME's motif pseudocount: (p * nsites + pseudocount / 4) / (nsites + pseudocount)."""
     nsites = max(int(motif.nsites), 1)
-    return (np.asarray(motif.ppm, np.float64) * nsites + pseudocount * 0.25) / (nsites + pseudocount)
+    return laplace(np.asarray(motif.ppm, np.float64), nsites, pseudocount)
 
 
-def tomtom_columns(motif: Motif, params: TomtomParams) -> np.ndarray:
+def tomtom_columns(motif: Motif, params: TomtomConfig) -> np.ndarray:
     """The (4, length) array memelite compares: pseudocounted, transformed for the distance."""
     p = with_pseudocount(motif, params.pseudocount)
     if params.distance == "correlation":
@@ -102,10 +103,10 @@ def tomtom_columns(motif: Motif, params: TomtomParams) -> np.ndarray:
     return np.ascontiguousarray(p.T)
 
 
-_COLUMNS: dict[tuple[int, TomtomParams], tuple[Motif, np.ndarray]] = {}
+_COLUMNS: dict[tuple[int, TomtomConfig], tuple[Motif, np.ndarray]] = {}
 
 
-def _cached_columns(motif: Motif, params: TomtomParams) -> np.ndarray:
+def _cached_columns(motif: Motif, params: TomtomConfig) -> np.ndarray:
     """`tomtom_columns` of a motif compared many times (a database's matrices): kept while the
     motif object lives (keyed by identity, checked), at most 20,000 entries."""
     key = (id(motif), params)
@@ -132,7 +133,7 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
 
 def tomtom(queries: Sequence[Motif], targets: Sequence[Motif], reverse_complement: bool = True,
-           params: TomtomParams = TomtomParams()) -> TomtomResult:
+           params: TomtomConfig = TomtomConfig()) -> TomtomResult:
     """Compare every query with every target; E and q count all targets (one strand each)."""
     from memelite import tomtom as memelite_tomtom
 
@@ -153,7 +154,7 @@ def tomtom(queries: Sequence[Motif], targets: Sequence[Motif], reverse_complemen
 
 
 def compare(queries: Sequence[Motif], targets: Sequence[Motif],
-            params: TomtomParams = TomtomParams()) -> list[Match]:
+            params: TomtomConfig = TomtomConfig()) -> list[Match]:
     """Tomtom of queries against a motif database, pairs with q <= params.report_max_q,
     sorted per query by p-value."""
     res = tomtom(queries, targets, True, params)
@@ -199,19 +200,6 @@ def read_matches(path: str | os.PathLike) -> list[Match]:
     return out
 
 
-def decoded_layers(out_dir: str | os.PathLike) -> list[int]:
-    """Layer numbers L with a DIR/layer{L}/ directory holding ppms.meme, ascending."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise NmjaxError(f"{out_dir} is not a directory; give the output directory of `nmjax decode`")
-    layers = sorted(int(m.group(1)) for p in out_dir.iterdir()
-                    if (m := re.fullmatch(r"layer(\d+)", p.name)) and (p / "ppms.meme").is_file())
-    if not layers:
-        raise NmjaxError(f"{out_dir} holds no layer*/ppms.meme; "
-                         f"is it an `nmjax decode` output directory?")
-    return layers
-
-
 def warn_if_few_targets(db: Sequence[Motif], source) -> None:
     """Tomtom's background is the target columns: say so when a motif file is small."""
     if len(db) < MIN_TARGETS:
@@ -221,37 +209,26 @@ def warn_if_few_targets(db: Sequence[Motif], source) -> None:
 
 
 def match_layer(layer_dir: str | os.PathLike, db: Sequence[Motif],
-                params: TomtomParams = TomtomParams()) -> list[Match]:
+                params: TomtomConfig = TomtomConfig()) -> list[Match]:
     """Match a layer's segmented motifs (motifs.meme) against `db`; write matches.tsv."""
     layer_dir = Path(layer_dir)
-    motifs = read_layer_motifs(layer_dir / "motifs.meme")
+    motifs = runfolder.read_segments(layer_dir)
     matches = compare(motifs, db, params) if motifs else []
     write_matches(layer_dir / "matches.tsv", matches)
     return matches
 
 
-def read_layer_motifs(path: Path) -> list[Motif]:
-    """The motifs of a decoder's ppms.meme or motifs.meme; none if the file is missing or holds
-    only the header (a layer whose neurons are all dead, or with no motif)."""
-    if not path.is_file():
-        return []
-    with open(path) as fh:
-        if not any(line.startswith("MOTIF") for line in fh):
-            return []
-    return read_meme(path)
-
-
 def match_run(out_dir: str | os.PathLike, motif_db: str | os.PathLike | None = None,
-              release: str = DEFAULT_RELEASE, params: TomtomParams = TomtomParams()
+              release: str = DEFAULT_RELEASE, params: TomtomConfig = TomtomConfig()
               ) -> dict[int, list[Match]]:
     """Match every decoded layer of a decode output directory; returns matches per layer."""
-    layers = decoded_layers(out_dir)
+    layers = runfolder.decoded_layers(out_dir)
     db = load_motif_db(motif_db, release)
     warn_if_few_targets(db, motif_db)
-    return {layer: match_layer(Path(out_dir) / f"layer{layer}", db, params) for layer in layers}
+    return {layer: match_layer(runfolder.layer_dir(out_dir, layer), db, params) for layer in layers}
 
 
-def describe(params: TomtomParams, motif_db: str | os.PathLike | None, release: str) -> dict:
+def describe(params: TomtomConfig, motif_db: str | os.PathLike | None, release: str) -> dict:
     """The comparison settings as recorded in run outputs and the report."""
     return {"method": f"Tomtom complete score (memelite), {params.distance} column distance",
             "database": str(motif_db) if motif_db else f"{release} CORE vertebrates (pyJASPAR)",

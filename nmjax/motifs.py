@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import normalise_rows, one_hot
+
 
 def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:
     """Bin index of each f in (0, top] split into `bins` equal bins; the max lands in the top bin.
@@ -16,7 +18,6 @@ def value_bins(f: np.ndarray, top: float, bins: int) -> np.ndarray:
     return np.clip(idx, 0, bins - 1)
 
 
-EMPTY_BIN_RULES = ("nearest", "above")
 
 
 def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20, empty: str = "nearest"
@@ -32,7 +33,7 @@ def weighted_ppm(bases: np.ndarray, f: np.ndarray, bins: int = 20, empty: str = 
     f = np.asarray(f, np.float64)
     top = f.max()
     b = value_bins(f, top, bins)
-    onehot = np.eye(4)[bases]
+    onehot = one_hot(bases, np.float64)
     filled = np.flatnonzero(np.bincount(b, minlength=bins) > 0)
     ppms = np.zeros((bins,) + onehot.shape[1:])
     values = np.zeros(bins)
@@ -72,9 +73,8 @@ def information_content(ppm: np.ndarray) -> np.ndarray:
 def unsmooth(ppm: np.ndarray, n: int, pseudo: float = 80.0) -> np.ndarray:
     """The raw PPM of a Laplace-smoothed one (inverse of `laplace`), clipped to [0, 1] and
     renormalised: the decoder's ppms.meme hold smoothed PPMs with nsites = n."""
-    raw = np.clip((np.asarray(ppm, np.float64) * (n + pseudo) - 0.25 * pseudo) / max(n, 1), 0, 1)
-    total = raw.sum(1, keepdims=True)
-    return np.where(total > 0, raw / np.where(total > 0, total, 1.0), 0.25)
+    return normalise_rows(np.clip((np.asarray(ppm, np.float64) * (n + pseudo) - 0.25 * pseudo)
+                                  / max(n, 1), 0, 1))
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,6 @@ SEGMENT_RULES = {
     # each side), at least int(1.5 * flank) + 3 = 4 bp
     "reference": SegmentRule("reference", 30.0, "nat", 1.0, 3, 1, 1, 4),
 }
-DEFAULT_SEGMENT_RULE = "reference"
 
 
 def segment_rule(name: str) -> SegmentRule:

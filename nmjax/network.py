@@ -13,57 +13,22 @@ put `activation='relu'` inside Conv1D and BatchNorm after it).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import ModelError
+from .activations import activation_fn
+from .errors import ModelError, NmjaxError
 from .fileio import atomic_path
+from .programs import compiled
 
 CHECKPOINT_FORMAT = "nmjax-network"
 CHECKPOINT_VERSION = 1
-
-_ACTIVATIONS: dict[str, Callable] = {
-    "linear": lambda x: x,
-    "relu": jax.nn.relu,
-    "sigmoid": jax.nn.sigmoid,
-    "tanh": jnp.tanh,
-    "elu": jax.nn.elu,
-    "selu": jax.nn.selu,
-    "softplus": jax.nn.softplus,
-    "exponential": jnp.exp,
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-    "softmax": lambda x: jax.nn.softmax(x, axis=-1),
-}
-
-
-def activation_fn(name: str) -> Callable:
-    """The elementwise function for an activation name (`leaky_relu:0.3` carries its slope)."""
-    if name.startswith("leaky_relu:"):
-        slope = float(name.split(":", 1)[1])
-        return lambda x: jax.nn.leaky_relu(x, slope)
-    try:
-        return _ACTIVATIONS[name]
-    except KeyError:
-        raise ModelError(f"unsupported activation {name!r}; supported: "
-                         f"{', '.join(sorted(_ACTIVATIONS))}, leaky_relu:<slope>") from None
-
-
-def is_known_activation(name: str) -> bool:
-    try:
-        activation_fn(name)
-        return True
-    except ModelError:
-        return False
-
 
 @dataclasses.dataclass(frozen=True)
 class ConvSpec:
@@ -132,7 +97,16 @@ def shift_multiplicity(pools: list[int] | tuple[int, ...], layer: int) -> int:
     return int(np.prod(pools[: layer - 1], dtype=np.int64))
 
 
-def _maxpool(x: jax.Array, pool: int) -> jax.Array:
+def neuron_weights(params, layer: int, neuron: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One neuron's kernel (k, C_{l-1}) and bias of conv `layer`; `neuron` may be traced."""
+    kernel = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["kernel"], neuron, axis=2,
+                                          keepdims=False)
+    bias = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["bias"], neuron, keepdims=False)
+    return kernel, bias
+
+
+def maxpool(x: jax.Array, pool: int) -> jax.Array:
+    """Non-overlapping max-pool of (..., length, channels) by `pool` (a short tail dropped)."""
     if pool == 1:
         return x
     length = (x.shape[-2] // pool) * pool
@@ -173,7 +147,7 @@ class ConvStack(nn.Module):
             h = activation_fn(spec.activation)(self.convs[i](h))
             if self.post[i] is not None:
                 h = h * self.post[i][0] + self.post[i][1]
-            h = _maxpool(h, spec.pool)
+            h = maxpool(h, spec.pool)
         return h
 
     def conv_output(self, x: jax.Array, layer: int) -> jax.Array:
@@ -224,21 +198,34 @@ class Network:
     def pools(self) -> tuple[int, ...]:
         return tuple(c.pool for c in self.config.convs)
 
-    def _check_layer(self, layer: int) -> None:
+    def check_layer(self, layer: int) -> None:
+        """A clear error for a conv layer this network does not have."""
         if not 1 <= layer <= self.num_conv_layers:
             raise ModelError(f"conv layer {layer} does not exist: this network has conv layers "
                              f"1..{self.num_conv_layers}")
 
     def channels(self, layer: int) -> int:
-        self._check_layer(layer)
+        self.check_layer(layer)
         return self.config.convs[layer - 1].channels
 
+    def neurons_of(self, layer: int, neurons: Sequence[int] | None = None) -> list[int]:
+        """The sorted `neurons` of `layer` (None = all); a clear error for ones it lacks."""
+        channels = self.channels(layer)
+        if neurons is None:
+            return list(range(channels))
+        neurons = sorted(set(neurons))
+        bad = [n for n in neurons if not 0 <= n < channels]
+        if bad or not neurons:
+            raise NmjaxError(f"neuron(s) {bad or 'none'} do not exist: layer {layer} has "
+                             f"neurons 0..{channels - 1}")
+        return neurons
+
     def receptive_field(self, layer: int) -> int:
-        self._check_layer(layer)
+        self.check_layer(layer)
         return receptive_field(self.kernel_widths, self.pools, layer)
 
     def shift_multiplicity(self, layer: int) -> int:
-        self._check_layer(layer)
+        self.check_layer(layer)
         return shift_multiplicity(self.pools, layer)
 
     def layer_table(self) -> list[dict]:
@@ -252,7 +239,7 @@ class Network:
     # -- numbers ------------------------------------------------------------------------
     def conv_output(self, x, layer: int) -> jax.Array:
         """(batch, length, 4) one-hot -> (batch, length_out, channels) of conv `layer`, pre-activation."""
-        self._check_layer(layer)
+        self.check_layer(layer)
         return _jit_method(self.config, "conv_output", layer)(self.params, x)
 
     def block_input(self, x, layer: int) -> jax.Array:
@@ -269,16 +256,13 @@ class Network:
         `neuron` is a traced integer, so one compiled program serves every neuron of the
         layer; `f` works under jit, vmap (over x and/or neuron) and grad.
         """
-        self._check_layer(layer)
+        self.check_layer(layer)
         module = self.module
 
         def f(params, x, neuron):
             h = module.apply({"params": params}, x[None].astype(jnp.float32), layer,
                              method=ConvStack.block_input)[0]
-            kernel = params[f"conv{layer}"]["kernel"]
-            w = jax.lax.dynamic_index_in_dim(kernel, neuron, axis=2, keepdims=False)
-            b = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["bias"], neuron,
-                                             keepdims=False)
+            w, b = neuron_weights(params, layer, neuron)
             return jnp.sum(h[: w.shape[0]] * w) + b
 
         return f
@@ -313,7 +297,7 @@ def _flatten(tree: dict, prefix=()) -> dict:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@compiled(maxsize=None)
 def _jit_method(config: NetworkConfig, method: str, layer):
     """One compiled program per (architecture, method, layer), shared by all networks."""
     module, args, fn = ConvStack(config), () if layer is None else (layer,), getattr(ConvStack, method)
@@ -322,7 +306,7 @@ def _jit_method(config: NetworkConfig, method: str, layer):
                                                   method=fn))
 
 
-@functools.lru_cache(maxsize=None)
+@compiled(maxsize=None)
 def _neuron_values(config: NetworkConfig, layer: int):
     return jax.jit(jax.vmap(Network(config, {}).neuron_fn(layer), in_axes=(None, 0, 0)))
 

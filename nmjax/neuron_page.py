@@ -6,10 +6,10 @@ from html import escape
 
 import numpy as np
 
-from .diagnose import parse_ppm_name
 from .html import fmt, page, row
 from .logo import logo_svg
 from .matching import Match
+from .runfolder import parse_ppm_name
 
 DISCOVERED_Q = 0.01   # "discovered" motif (method-notes §4)
 LOGOS = 48            # decoupled PPMs drawn as logos per page (the rest as a table)

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .arrays import draw_instances
 from .errors import NmjaxError
 from .fileio import write_text
 from .meme import Motif
@@ -52,8 +53,7 @@ def insert_instances(rng: np.random.Generator, background: np.ndarray, ppm: np.n
     """Copy of `background` (n, N) bases with one PPM instance per row, random strand and start."""
     n, length = background.shape
     width = len(ppm)
-    cum = np.cumsum(ppm, axis=1)
-    draws = (rng.random((n, width, 1)) > cum[None, :, :3]).sum(-1)  # base per motif column
+    draws = draw_instances(rng, ppm, n)
     minus = rng.random(n) < 0.5
     draws[minus] = 3 - draws[minus, ::-1]
     starts = rng.integers(0, length - width + 1, n)
@@ -86,12 +86,12 @@ def probe_layer(net, layer: int, motifs: Sequence[Motif], samples: int = 500, se
 
 def decoded_acts(out_dir: str | os.PathLike, layer: int) -> dict[int, float] | None:
     """Per neuron, the max act over its subsets in DIR/layer{L}/neurons.tsv (None: not decoded)."""
-    from .diagnose import read_neurons
+    from .runfolder import layer_dir, read_neurons
 
-    if not (Path(out_dir) / f"layer{layer}" / "neurons.tsv").is_file():
+    if not (layer_dir(out_dir, layer) / "neurons.tsv").is_file():
         return None
     acts: dict[int, float] = {}
-    for r in read_neurons(Path(out_dir) / f"layer{layer}"):
+    for r in read_neurons(layer_dir(out_dir, layer)):
         acts[r.neuron] = max(acts.get(r.neuron, 0.0), r.act)
     return acts
 
@@ -107,7 +107,7 @@ def probe(net, motifs: Sequence[Motif], layers: Sequence[int] | None = None,
                          f"of `nmjax decode`")
     layers = list(layers or range(1, net.num_conv_layers + 1))
     for layer in layers:
-        net.channels(layer)  # a clear error for a missing layer
+        net.check_layer(layer)
     rows = []
     for layer in layers:
         acts = decoded_acts(decode_dir, layer) if decode_dir is not None else None

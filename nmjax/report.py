@@ -18,16 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .diagnose import diagnose_run, parse_ppm_name, read_neurons
-from .dictionary import DictionaryParams, tied_names
+from .clusters import DictionaryConfig, tied_names
+from .diagnose import diagnose_run
 from .fileio import write_text
 from .grammar import grammar_run
 from .html import HITS_JS, fmt, page, row, scatter_svg
 from .logo import logo_svg
-from .matching import (Match, TomtomParams, decoded_layers, describe, match_layer, read_layer_motifs,
+from .matching import (Match, TomtomConfig, describe, match_layer,
                        read_matches, warn_if_few_targets)
 from .motifdb import DEFAULT_RELEASE, load_motif_db
 from .neuron_page import DISCOVERED_Q, neuron_page
+from .runfolder import (decoded_layers, layer_dir, neuron_page_path, parse_ppm_name, read_neurons,
+                        read_ppms, read_run)
 from .validation import validation_section_html
 
 MAX_TFS_LISTED = 6    # TF names per neuron in the overview table
@@ -35,10 +37,14 @@ HIT_Q = 0.1           # a neuron "matches" (method-notes §4): pairs listed on t
 SHOWN = 8             # grammars / motifs per layer on the first screen (the rest folded)
 
 
+def _neuron_link(layer: int, neuron: int) -> str:
+    return f'<a href="{neuron_page_path(layer, neuron)}">{neuron}</a>'
+
+
 def _links(layer: int, neurons: list[int], shares: dict | None = None) -> str:
     """Links to the neurons' pages, each followed by its share in `shares` (neuron -> share)."""
     shares = shares or {}
-    return ", ".join(f'<a href="layer{layer}/neuron{n}.html">{n}</a>'
+    return ", ".join(_neuron_link(layer, n)
                      + (f" ({shares[str(n)]:.0%})" if str(n) in shares else "")
                      for n in neurons) or "-"
 
@@ -81,9 +87,9 @@ def _folded(rows: list[str], head: str) -> str:
 
 def _spacing_links(out_dir: Path, layer: int, neurons: list[int]) -> str:
     """Links to the spacing scans (`nmjax space`) run for these neurons, if any."""
-    folder = out_dir / f"layer{layer}" / "spacing"
+    folder = layer_dir(out_dir, layer) / "spacing"
     files = [f for n in neurons for f in sorted(folder.glob(f"*_neuron{n}_*.svg"))]
-    return "".join(f'<br><a href="../layer{layer}/spacing/{f.name}">spacing scan: '
+    return "".join(f'<br><a href="../{f.relative_to(out_dir).as_posix()}">spacing scan: '
                    f"{escape(f.stem)}</a>" for f in files)
 
 
@@ -131,10 +137,10 @@ def summary_section(out_dir: Path) -> str:
                       for l in sorted(summary, key=int, reverse=True)))
 
 
-def _tf_groups(found: list[Match]) -> list[str]:
+def tf_groups(found: list[Match]) -> list[str]:
     """Per matched motif, its best TF named with its paralog ties (dictionary.tied_names, e.g.
     CEBPB/CEBPE); best p first, a group listed only if it adds a TF not listed before."""
-    params, by_query = DictionaryParams(), {}
+    params, by_query = DictionaryConfig(), {}
     for m in found:
         by_query.setdefault(m.query, []).append((m.p_value, m.target_name or m.target))
     listed: set[str] = set()
@@ -150,10 +156,10 @@ def _tf_groups(found: list[Match]) -> list[str]:
 
 def _layer_section(out_dir: Path, report: Path, layer: int, diag: dict) -> tuple[str, list]:
     """The overview of one layer (writing its neuron pages); returns it and its hits."""
-    layer_dir = out_dir / f"layer{layer}"
-    rows = read_neurons(layer_dir)
-    ppms = read_layer_motifs(layer_dir / "ppms.meme")
-    gpath, mpath = layer_dir / "grammar.json", layer_dir / "matches.tsv"
+    folder = layer_dir(out_dir, layer)
+    rows = read_neurons(folder)
+    ppms = read_ppms(folder)
+    gpath, mpath = folder / "grammar.json", folder / "matches.tsv"
     grammars = json.loads(gpath.read_text())["neurons"] if gpath.is_file() else {}
     matches = read_matches(mpath) if mpath.is_file() else []
     by_neuron: dict[int, list] = {}
@@ -174,17 +180,17 @@ def _layer_section(out_dir: Path, report: Path, layer: int, diag: dict) -> tuple
                        key=lambda m: m.p_value)
         best_txt = (f"{escape(found[0].target)} {escape(found[0].target_name)} "
                     f"(q = {fmt(found[0].q_value)})" if found else "-")
-        tfs = _tf_groups(found)
+        tfs = tf_groups(found)
         tfs_txt = escape(", ".join(tfs[:MAX_TFS_LISTED]) + (", ..." if len(tfs) > MAX_TFS_LISTED
                                                             else "")) or "-"
         link = str(neuron)
         if n["status"] != "dead":
-            link = f'<a href="layer{layer}/neuron{neuron}.html">{neuron}</a>'
+            link = _neuron_link(layer, neuron)
             own = [m for m in ppms if parse_ppm_name(m.name)[1] == neuron]
             html = neuron_page(layer, neuron, own, [r for r in rows if r.neuron == neuron], n,
                                grammars.get(str(neuron)), by_neuron.get(neuron, []),
                                validation_section_html(out_dir, layer, neuron))
-            write_text(report / f"layer{layer}" / f"neuron{neuron}.html", html)
+            write_text(report / neuron_page_path(layer, neuron), html)
         text = grammars.get(str(neuron), {}).get("text", "")
         out.append(f'<tr><td>{link}</td><td class="{n["status"]}">{n["status"]}</td>'
                    f'<td>{fmt(n["act"])}</td><td>{fmt(n["ratio"])}</td><td>{n["motifs"]}</td>'
@@ -203,15 +209,15 @@ def build_report(out_dir: str | os.PathLike) -> Path:
     final, report, old = out_dir / "report", out_dir / ".report.partial", out_dir / ".report.old"
     shutil.rmtree(report, ignore_errors=True)
     diag = diagnose_run(out_dir)
-    analysis_path, run_path = out_dir / "analysis.json", out_dir / "run.json"
+    analysis_path = out_dir / "analysis.json"
     analysis = json.loads(analysis_path.read_text()) if analysis_path.is_file() else {}
     index = [summary_section(out_dir),
              f"<h2>Run</h2><p>decode output <code>{escape(str(out_dir.resolve()))}</code></p>"]
     if analysis.get("matching"):
         index.append("<h2>Matching</h2><table>" + "".join(
             row(escape(k), escape(str(v))) for k, v in analysis["matching"].items()) + "</table>")
-    if run_path.is_file():
-        run = json.dumps(json.loads(run_path.read_text()), indent=1)
+    if (run := read_run(out_dir)) is not None:
+        run = json.dumps(run, indent=1)
         index.append(f"<details><summary>run.json</summary><pre>{escape(run)}</pre></details>")
     index.append(f"<p>sick = {escape(diag['definitions']['sick'])}</p>")
     hits = []
@@ -237,7 +243,7 @@ def _hits_page(hits: list[tuple[int, Match]]) -> str:
     rows = []
     for layer, m in hits:
         neuron = parse_ppm_name(m.query)[1]
-        rows.append(row(str(layer), f'<a href="layer{layer}/neuron{neuron}.html">{neuron}</a>',
+        rows.append(row(str(layer), _neuron_link(layer, neuron),
                          escape(m.query), escape(m.target), escape(m.target_name),
                          f"{m.p_value:.3g}", f"{m.e_value:.3g}", f"{m.q_value:.3g}", str(m.offset),
                          m.orientation, str(m.overlap)))
@@ -251,7 +257,7 @@ def _hits_page(hits: list[tuple[int, Match]]) -> str:
 
 
 def finish_run(out_dir: str | os.PathLike, motif_db: str | os.PathLike | None = None,
-               release: str = DEFAULT_RELEASE, params: TomtomParams = TomtomParams()) -> dict:
+               release: str = DEFAULT_RELEASE, params: TomtomConfig = TomtomConfig()) -> dict:
     """After decoding: match, grammar (and the model summary), diagnose and report for every
     layer of DIR.
     Returns the seconds each step took and the report path; writes DIR/analysis.json."""
@@ -263,7 +269,7 @@ def finish_run(out_dir: str | os.PathLike, motif_db: str | os.PathLike | None = 
     warn_if_few_targets(db, motif_db)
     timings["load_motif_db"] = time.perf_counter() - t
     t = time.perf_counter()
-    n_matches = {layer: len(match_layer(out_dir / f"layer{layer}", db, params)) for layer in layers}
+    n_matches = {layer: len(match_layer(layer_dir(out_dir, layer), db, params)) for layer in layers}
     timings["match"] = time.perf_counter() - t
     t = time.perf_counter()
     grammar_run(out_dir, db=db, tparams=params)

@@ -30,21 +30,23 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from .arrays import normalise_rows
 from .errors import NmjaxError
 from .fileio import atomic_path, write_text
 from .meme import Motif
 from .network import Network
-from .sequences import (Interval, extract, read_bed, read_fasta, reverse_complement,
-                        whole_records)
+from .runfolder import layer_dir, neuron_tag
 from .scanning import (CANDIDATES_PER_REGION, DEFAULT_BATCH, DEFAULT_CHUNK, TopCandidates,
                        Stream, batch_count, chunk_batches, scan_program, scan_shape)
+from .sequences import (Interval, extract, read_bed, read_fasta, reverse_complement,
+                        whole_records)
 from .sites import P_VALUE, find_sites
 
 CHECKPOINT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
-class ScanSettings:
+class ScanConfig:
     """top regions per neuron, extension (bp) of the motif profiles, site p-value threshold,
     bases per chunk and chunks per call of the scanning program."""
 
@@ -112,7 +114,7 @@ def load_sequences(fasta: str | os.PathLike | None = None, bed: str | os.PathLik
 
 def stream_candidates(net: Network, sequences: dict[str, np.ndarray],
                       intervals: Sequence[Interval], layers: Sequence[int],
-                      neurons: Sequence[Sequence[int]], settings: ScanSettings = ScanSettings(),
+                      neurons: Sequence[Sequence[int]], settings: ScanConfig = ScanConfig(),
                       state: Path | None = None, progress: bool = False
                       ) -> dict[int, TopCandidates]:
     """The scanning pass: per layer the best candidate windows of every requested neuron."""
@@ -144,7 +146,7 @@ def stream_candidates(net: Network, sequences: dict[str, np.ndarray],
 
 
 def _fingerprint(net: Network, sequences: dict[str, np.ndarray], intervals, shape,
-                 settings: ScanSettings) -> str:
+                 settings: ScanConfig) -> str:
     """What a saved state must match to be resumed: model, settings, intervals and bases."""
     h = hashlib.sha256(json.dumps([net.config.to_json(), asdict(shape), asdict(settings),
                                    [asdict(iv) for iv in intervals]]).encode())
@@ -179,7 +181,7 @@ def _resume(path: Path, tops: dict[int, TopCandidates], fingerprint: str) -> int
 
 def neuron_scan(sequences: dict[str, np.ndarray], intervals: Sequence[Interval],
                 top: TopCandidates, column: int, layer: int, neuron: int, receptive: int,
-                motifs: Sequence[Motif], settings: ScanSettings = ScanSettings()) -> NeuronScan:
+                motifs: Sequence[Motif], settings: ScanConfig = ScanConfig()) -> NeuronScan:
     """Top regions, their weighted logo and the motif-position profiles of one neuron."""
     found = top.regions(column, settings.top, receptive, Stream.of(intervals))
     regions = tuple(Region(intervals[i].chrom, intervals[i].start + s,
@@ -203,9 +205,7 @@ def neuron_scan(sequences: dict[str, np.ndarray], intervals: Sequence[Interval],
 def _weighted_ppm(windows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted base frequencies per column (N counts for no base); uniform where empty."""
     onehot = np.eye(5)[windows][..., :4] if len(windows) else np.zeros((0, windows.shape[1], 4))
-    counts = np.einsum("r,rlb->lb", weights, onehot)
-    total = counts.sum(1, keepdims=True)
-    return np.where(total > 0, counts / np.where(total > 0, total, 1), 0.25)
+    return normalise_rows(np.einsum("r,rlb->lb", weights, onehot))
 
 
 def _profile(motif: Motif, ext: np.ndarray, lead: int, receptive: int,
@@ -224,7 +224,7 @@ def _profile(motif: Motif, ext: np.ndarray, lead: int, receptive: int,
 def scan(net: Network, fasta: str | os.PathLike | None = None, *,
          bed: str | os.PathLike | None = None, genome: str | os.PathLike | None = None,
          layers: Sequence[int] | None = None, neurons: Sequence[int] | None = None,
-         settings: ScanSettings = ScanSettings(), out: str | os.PathLike | None = None,
+         settings: ScanConfig = ScanConfig(), out: str | os.PathLike | None = None,
          decode_dir: str | os.PathLike | None = None, progress: bool = False
          ) -> dict[int, list[NeuronScan]]:
     """Scan `fasta` (or the `bed` intervals of `genome`) with `neurons` (default all) of
@@ -232,7 +232,7 @@ def scan(net: Network, fasta: str | os.PathLike | None = None, *,
     the motifs of each neuron decoded in `decode_dir` (default `out`; none if not decoded)."""
     settings.check()
     layers = sorted(set(layers or range(1, net.num_conv_layers + 1)))
-    chosen = [_neurons_of(net, l, neurons) for l in layers]
+    chosen = [tuple(net.neurons_of(l, neurons)) for l in layers]
     sequences, intervals = load_sequences(fasta, bed, genome)
     shortest = min(net.receptive_field(l) for l in layers)
     if max(iv.length for iv in intervals) < shortest:
@@ -250,7 +250,7 @@ def scan(net: Network, fasta: str | os.PathLike | None = None, *,
                                   _motifs(decode_dir, l, c), settings)
                       for k, c in enumerate(chans)]
         if out is not None:
-            write_layer_scan(Path(out) / f"layer{l}" / "scan", results[l], n, settings)
+            write_layer_scan(layer_dir(out, l) / "scan", results[l], n, settings)
     if out is not None:
         write_text(Path(out) / "scan.json", json.dumps({
             "inputs": {"fasta": str(fasta) if fasta else None, "bed": str(bed) if bed else None,
@@ -267,33 +267,23 @@ def scan(net: Network, fasta: str | os.PathLike | None = None, *,
     return results
 
 
-def _neurons_of(net: Network, layer: int, neurons: Sequence[int] | None) -> tuple[int, ...]:
-    channels = net.channels(layer)
-    chosen = tuple(sorted(set(neurons))) if neurons is not None else tuple(range(channels))
-    bad = [c for c in chosen if not 0 <= c < channels]
-    if bad or not chosen:
-        raise NmjaxError(f"layer {layer} has neurons 0..{channels - 1}; {bad or 'none'} "
-                         f"requested")
-    return chosen
-
-
 def _motifs(decode_dir, layer: int, neuron: int) -> list[Motif]:
     from .validation import neuron_motifs
 
-    if decode_dir is None or not (Path(decode_dir) / f"layer{layer}").is_dir():
+    if decode_dir is None or not layer_dir(decode_dir, layer).is_dir():
         return []
     return neuron_motifs(decode_dir, layer, neuron)
 
 
 def write_layer_scan(scan_dir: Path, scans: Sequence[NeuronScan], receptive: int,
-                     settings: ScanSettings) -> None:
+                     settings: ScanConfig) -> None:
     """Every neuron's files and the layer's summary.tsv (see the module docstring)."""
     from .plots import line_plot_svg, standalone_logo_svg
 
     lines = ["neuron\tregions\tbest_f\tlast_f\tmotifs\tbest_in_window"]
     for ns in scans:
         stem = scan_dir / f"neuron{ns.neuron}"
-        tag = f"L{ns.layer}_N{ns.neuron}"
+        tag = neuron_tag(ns.layer, ns.neuron)
         write_text(f"{stem}.bed", "".join(
             f"{r.chrom}\t{r.start}\t{r.end}\t{tag}_{k + 1}\t{r.score:.5g}\t{r.strand}\n"
             for k, r in enumerate(ns.regions)))
@@ -327,12 +317,12 @@ def write_layer_scan(scan_dir: Path, scans: Sequence[NeuronScan], receptive: int
 
 def activation_tracks(net: Network, sequences: dict[str, np.ndarray],
                       intervals: Sequence[Interval], layer: int,
-                      neurons: Sequence[int] | None = None, settings: ScanSettings = ScanSettings()
+                      neurons: Sequence[int] | None = None, settings: ScanConfig = ScanConfig()
                       ) -> list[np.ndarray]:
     """f of `neurons` of `layer` at every window start of every interval, both strands: per
     interval an array (length - N + 1, neurons, 2) (strand +, -), NaN where not scored (N
     bases). Holds everything in memory: for long genomes use `scan` (top regions only)."""
-    chans = _neurons_of(net, layer, neurons)
+    chans = tuple(net.neurons_of(layer, neurons))
     shape = scan_shape(net, [layer], [chans], settings.chunk, settings.batch)
     program = scan_program(net.config, shape, tracks=True)
     n = net.receptive_field(layer)

@@ -1,6 +1,6 @@
 """Scanning throughput (`python -m nmjax.bench --scan`): full-size Basset, every layer-3 neuron.
 
-Random weights with folded BatchNorm statistics (`nmjax.bench.random_network`); a random
+Random weights with folded BatchNorm statistics (`nmjax.benchkit.random_network`); a random
 sequence of `bases` bases scanned on both strands. Two figures:
 - the scanning program alone (one compiled call on a batch of chunks, best of `repeats`);
 - the whole pass (`nmjax.scan.stream_candidates`: chunk extraction, the program, the streaming
@@ -16,7 +16,7 @@ import time
 import jax
 import numpy as np
 
-from .bench import load_average, matmul_peak, model, peak_rss_mb
+from .benchkit import load_average, matmul_peak, model, peak_rss_mb
 
 LAYER = 3
 
@@ -28,7 +28,7 @@ def scan_flops_per_base(net, layer: int) -> int:
 
 
 def bench_scan(chunk: int, batch: int, bases: int, repeats: int) -> dict:
-    from .scan import ScanSettings, stream_candidates
+    from .scan import ScanConfig, stream_candidates
     from .scanning import scan_program, scan_shape
     from .sequences import whole_records
 
@@ -50,7 +50,7 @@ def bench_scan(chunk: int, batch: int, bases: int, repeats: int) -> dict:
     sequences = {"random": np.random.default_rng(1).integers(0, 4, bases).astype(np.uint8)}
     t0 = time.perf_counter()
     stream_candidates(net, sequences, whole_records(sequences), [LAYER], [neurons],
-                      ScanSettings(chunk=chunk, batch=batch))
+                      ScanConfig(chunk=chunk, batch=batch))
     whole_s = time.perf_counter() - t0
     flops = scan_flops_per_base(net, LAYER)
     program_rate = batch * shape.window / best

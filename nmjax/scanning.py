@@ -27,7 +27,6 @@ so 4 * top candidates always leave `top` regions when the sequences have that ma
 from __future__ import annotations
 
 import bisect
-import functools
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -35,7 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .network import Network, NetworkConfig, activation_fn
+from .activations import activation_fn
+from .network import Network, NetworkConfig
+from .programs import compiled
 from .sequences import N_CODE, Interval, extract
 
 DEFAULT_CHUNK = 4096     # bases per chunk (at least 4 receptive fields of the deepest layer)
@@ -115,7 +116,7 @@ def _both_strands(config: NetworkConfig, shape: ScanShape, params, codes: jax.Ar
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@compiled(maxsize=None)
 def scan_program(config: NetworkConfig, shape: ScanShape, tracks: bool = False):
     """jit: codes (batch, chunk) -> per layer (best f, its window offset, its strand) of every
     N-bp block of the chunk's windows, shape (batch, blocks, channels); with `tracks` also

@@ -35,10 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .activations import activation_fn, commutes_with_max_pool
+from .config import PRECISIONS
 from .errors import NmjaxError
-from .network import Network, NetworkConfig, activation_fn, receptive_field
+from .network import Network, NetworkConfig, neuron_weights, receptive_field
 
-PRECISIONS = ("fp32", "bf16")
 # precision='auto' picks bf16 for a layer when a conv below it is at least this wide: with
 # Basset's 300-channel first conv a layer-2 generation ran 1.6x faster in bf16 than in fp32,
 # while on the bundled example's 24-32-channel convs bf16 gained 0-2 % (layer 5), before the
@@ -49,7 +50,6 @@ BF16_MIN_CHANNELS = 128
 # 2 and 3 and BD-10 layer 10, each the fastest of the sizes tried there in bf16 (50-400, 5-80
 # and 8-150 windows; 10-40 % faster than the extremes; at layer 2 again after the pool rewrite).
 CHUNK_ELEMENTS = 2_000_000
-_NON_DECREASING = {"linear", "relu", "sigmoid", "tanh", "elu", "selu", "softplus", "exponential"}
 _COMPUTE_DTYPE = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 
@@ -79,8 +79,8 @@ def fold_windows(u: jax.Array, width: int) -> jax.Array:
     return sum(jnp.pad(u[..., i, :], lead + [(i, width - 1 - i), (0, 0)]) for i in range(width))
 
 
-def _pool_max(a: jax.Array, pool: int) -> tuple[jax.Array, jax.Array | None]:
-    """`network._maxpool` of a (C, L, ch) and, per window, the phase of its first maximum
+def pool_max(a: jax.Array, pool: int) -> tuple[jax.Array, jax.Array | None]:
+    """`network.maxpool` of a (C, L, ch) and, per window, the phase of its first maximum
     (int8), from one variadic reduce: the gradient then reads the small index instead of a."""
     if pool == 1:
         return a, None
@@ -96,8 +96,8 @@ def _pool_max(a: jax.Array, pool: int) -> tuple[jax.Array, jax.Array | None]:
                           (2,))
 
 
-def _pool_grad(d: jax.Array, argmax: jax.Array | None, pool: int, length: int) -> jax.Array:
-    """Gradient of `_pool_max` (input length `length`): d goes to the first maximal entry of each
+def pool_grad(d: jax.Array, argmax: jax.Array | None, pool: int, length: int) -> jax.Array:
+    """Gradient of `pool_max` (input length `length`): d goes to the first maximal entry of each
     window, as TensorFlow's max-pool gradient does (JAX splits ties evenly)."""
     if pool == 1:
         return d
@@ -132,17 +132,7 @@ def _pool_first(spec) -> bool:
     """Whether max-pooling commutes with the block's elementwise part: a non-decreasing
     activation and no BatchNorm after it (whose scale may be negative). Then
     pool(act(z + b)) = act(pool(z) + b), and the activation runs on the pooled positions only."""
-    name = spec.activation
-    if name.startswith("leaky_relu:"):
-        return not spec.post_affine and float(name.split(":", 1)[1]) >= 0
-    return not spec.post_affine and name in _NON_DECREASING
-
-
-def _neuron_kernel(params, layer: int, neuron: jax.Array) -> tuple[jax.Array, jax.Array]:
-    kernel = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["kernel"], neuron, axis=2,
-                                          keepdims=False)
-    bias = jax.lax.dynamic_index_in_dim(params[f"conv{layer}"]["bias"], neuron, keepdims=False)
-    return kernel, bias
+    return not spec.post_affine and commutes_with_max_pool(spec.activation)
 
 
 def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
@@ -158,12 +148,12 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
             fn = _elementwise(spec, blk["post"])
             first = _pool_first(spec)
             if first:  # max-pool the raw dot; bias and activation on 1/pool of it
-                pooled, argmax = _pool_max(z, spec.pool)
+                pooled, argmax = pool_max(z, spec.pool)
                 pre = pooled + blk["b"]
                 h = fn(pre)
             else:
                 pre = z + blk["b"]
-                h, argmax = _pool_max(fn(pre), spec.pool)
+                h, argmax = pool_max(fn(pre), spec.pool)
             saved.append((fn, pre, argmax, z.shape[1], first))
         # the neuron's own dot as a mat-vec on flat windows (an einsum over (l, c) transposed them)
         k = w.shape[0]
@@ -176,9 +166,9 @@ def _pass(config: NetworkConfig, layer: int, dtype, with_grad: bool):
                                                                saved[::-1]):
             pullback = jax.vjp(fn, pre)[1]
             if first:
-                d = _pool_grad(pullback(d)[0], argmax, spec.pool, length)
+                d = pool_grad(pullback(d)[0], argmax, spec.pool, length)
             else:
-                d = pullback(_pool_grad(d, argmax, spec.pool, length))[0]
+                d = pullback(pool_grad(d, argmax, spec.pool, length))[0]
             du = jnp.dot(d.reshape(-1, d.shape[-1]).astype(dtype), blk["wt"],
                          preferred_element_type=jnp.float32)
             d = fold_windows(du.reshape(*d.shape[:-1], -1), spec.kernel_width)
@@ -215,7 +205,7 @@ def _in_chunks(run: Callable, config: NetworkConfig, layer: int, precision: str,
 
     def scored(params, x, neuron):
         blocks = _kernels(config, params, layer, dtype)
-        w, b = _neuron_kernel(params, layer, neuron)
+        w, b = neuron_weights(params, layer, neuron)
         x = x.astype(dtype)  # one-hot: exact in bf16, and half the bytes to unfold
         size = x.shape[0]
         if chunk is None or chunk >= size:
@@ -243,9 +233,7 @@ def _check(net: Network, layer: int, precision: str,
     if precision not in PRECISIONS:
         raise NmjaxError(f"unknown scoring precision {precision!r}; choose one of "
                          f"{', '.join(PRECISIONS)}")
-    if layer < 1 or layer > net.num_conv_layers:
-        raise NmjaxError(f"conv layer {layer} does not exist: this network has conv layers "
-                         f"1..{net.num_conv_layers}")
+    net.check_layer(layer)
     if population_chunk not in ("auto", None) and (not isinstance(population_chunk, int)
                                                    or population_chunk < 1):
         raise NmjaxError(f"population_chunk must be a positive integer, 'auto' or None, not "

@@ -3,7 +3,7 @@
 Each initial sequence of a neuron of layer l gets p_{l-1} draws of a (kernel position i,
 neuron j of layer l-1) pair with probability c_ij = max(0, w_ij * A_j) (normalised), and the
 consensus of neuron j's decoupled motif(s) is written at offset (i * p_{l-1} + a random shift
-below p_{l-1}) * S_{l-1}. Two rules (`DecodeConfig.seeding`):
+below p_{l-1}) * S_{l-1}. Two rules (`SamplingConfig.seeding`):
 
 - 'window' (default): pairs drawn independently by c; one random subset of neuron j is written
   where its whole N_{l-1} window overlaps no motif placed before. With kernel 3 and pool 2
@@ -29,13 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .arrays import normalise_rows
 from .motifs import information_content, value_bins
 
 if TYPE_CHECKING:
-    from .decode import LayerResult
+    from .results import LayerResult
     from .network import Network
 
-SEEDING_RULES = ("window", "authors")
 CONTRIBUTION_BINS = 20  # the authors' equal-mass bins of c
 MIN_CORE = 4            # the authors' motif: more than 3 positions with IC > 1
 
@@ -130,9 +130,7 @@ def seeding_for(net: "Network", layer: int, neurons: list[int], below: "LayerRes
             strength[j] = max(0.0, float(np.sum(r.act)))
     kernel = np.asarray(net.params[f"conv{layer}"]["kernel"])  # (k, C_{l-1}, C_l)
     c = np.maximum(0.0, kernel[:, :, neurons] * strength[None, :, None])
-    c = c.reshape(-1, len(neurons)).T
-    total = c.sum(1, keepdims=True)
-    c = np.where(total > 0, c / np.where(total > 0, total, 1.0), 0.0)
+    c = normalise_rows(c.reshape(-1, len(neurons)).T, empty=0.0)
     if rule == "authors":
         c = equal_mass(c)
     return Seeding(c, consensus, n_subsets, core, protect, net.pools[layer - 2],

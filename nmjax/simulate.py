@@ -34,9 +34,12 @@ from typing import Iterator
 
 import numpy as np
 
+from .arrays import one_hot
 from .errors import NmjaxError
+from .fileio import write_text
 from .meme import ALPHABET, Motif
 from .motifdb import DEFAULT_RELEASE, jaspar_motif, load_motif_db
+from .sequences import reverse_complement, write_fasta
 
 RULES = ("single", "dimer", "cooccurrence")
 SPLITS = ("train", "valid", "test")
@@ -235,9 +238,6 @@ class SimulatedBatch:
     events: tuple[tuple[PlantedEvent, ...], ...]
 
 
-_COMPLEMENT = np.array([3, 2, 1, 0])
-
-
 def _background(rng: np.random.Generator, length: int, gc: float) -> np.ndarray:
     p = np.array([(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
     return rng.choice(4, size=length, p=p)
@@ -277,7 +277,7 @@ def _write_unit(seq, occupied, rng, unit, layout) -> tuple[PlantedSite, ...] | N
     if start is None:
         return None
     strand = "+" if rng.random() < 0.5 else "-"
-    written = unit if strand == "+" else _COMPLEMENT[unit[::-1]]
+    written = unit if strand == "+" else reverse_complement(unit)
     seq[start:start + len(unit)] = written
     occupied[start:start + len(unit)] = True
     sites = []
@@ -357,11 +357,10 @@ def stream(config: SimulationConfig, split: str, batch_size: int = 1024,
     if batch_size < 1:
         raise NmjaxError(f"batch_size must be >= 1, got {batch_size}")
     motifs = motifs if motifs is not None else resolve_motifs(config)
-    eye = np.eye(4, dtype=np.uint8)
     n = config.split_size(split)
     for lo in range(0, n, batch_size):
         rows = [simulate_sequence(config, motifs, split, i) for i in range(lo, min(n, lo + batch_size))]
-        yield SimulatedBatch(eye[np.stack([r[0] for r in rows])],
+        yield SimulatedBatch(one_hot(np.stack([r[0] for r in rows]), np.uint8),
                              np.stack([r[1] for r in rows]), tuple(r[2] for r in rows))
 
 
@@ -389,9 +388,6 @@ def write_simulated_fasta(batch: SimulatedBatch, path: str | os.PathLike) -> Pat
     planted site as BED6 beside it (`<stem>.sites.bed`: record, start, end, motif, task,
     strand; the task name ends '(decoy)' for a decoy event): input and ground truth of
     `nmjax scan`. Returns the BED path."""
-    from .fileio import write_text
-    from .sequences import write_fasta
-
     path = Path(path)
     write_fasta(path, {f"seq{i}": codes for i, codes in
                        enumerate(batch.onehot.argmax(-1).astype(np.uint8))})

@@ -1,6 +1,6 @@
 """The GA's host loop: a fixed number of neuron slots, each refilled as its neuron stops.
 
-One call of a layer's compiled generation program (`sampling._ga_step`) advances `slots`
+One call of a layer's compiled generation program (`nmjax.ga.step_program`) advances `slots`
 populations by one generation. Neurons stop after different numbers of generations (the stop
 rule), and a stopped population is carried unchanged and inactive; without refilling, a batch
 waits for its slowest neuron. Here a stopped slot takes the next neuron of the layer at once (its
@@ -19,12 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import distribute, sampling
-from .sampling import Generation, SampleSet, finish_samples, neuron_rng, rescore
+from . import devices, ga
+from .ga import Generation
+from .sampling import SampleSet, finish_samples, neuron_rng, rescore
 from .seeding import Seeding, no_seeding
 
 if TYPE_CHECKING:
-    from .decode import DecodeConfig
+    from .config import SamplingConfig
     from .network import Network
 
 
@@ -44,9 +45,9 @@ def _put_slot(state, fresh, slot):
         lambda a, b: jax.lax.dynamic_update_index_in_dim(a, b[0], slot, 0), state, fresh)
 
 
-def _initialiser(settings, seeding: Seeding | None):
+def _initialiser(cfg, seeding: Seeding | None):
     """fresh(key, i): the initial one-neuron population of the i-th neuron to decode."""
-    init = sampling._ga_init(settings, None if seeding is None else seeding.placement)
+    init = ga.init_program(cfg, None if seeding is None else seeding.placement)
     contribution, shared = no_seeding(1) if seeding is None else seeding.device_arrays()
     if seeding is None:
         return lambda key, i: init(key[None], contribution, shared)[0]
@@ -62,11 +63,54 @@ def _first_slots(fresh, keys, neurons, slots):
     idle = jnp.arange(slots) >= len(neurons)
     pop = dataclasses.replace(pop, done=pop.done | idle)
     ids = jnp.asarray([neurons[min(k, len(neurons) - 1)] for k in range(slots)], jnp.int32)
-    return distribute.shard_neurons((pop, ids))
+    return devices.shard_neurons((pop, ids))
+
+
+class _Samples:
+    """The host side of a GA run: each neuron's growing sample set, capped as it grows, handed
+    over (and dropped) when its neuron stops."""
+
+    def __init__(self, net, layer, neurons, keys, config, cfg, usage, slots):
+        self.net, self.layer, self.neurons, self.config, self.cfg = net, layer, neurons, config, cfg
+        self.sets = [SampleSet.empty(cfg.length) for _ in neurons]
+        self.rngs = [neuron_rng(k) for k in keys]
+        self.usage, self.slots = usage, slots
+        self.values = (ga.values_program(net, layer, cfg)
+                       if config.keep_initial_population else None)
+
+    def add(self, i: int, bases, f, may_cap: bool = True) -> None:
+        config, s = self.config, self.sets[i]
+        s.add(bases, f)
+        if may_cap and len(s.f) > config.max_samples:
+            s.deduplicate()
+            s.cap(config.max_samples, config.sample_bins, config.per_bin, self.rngs[i])
+
+    def keep_initial(self, slot_pop, slot_ids, owners) -> None:
+        """The authors' reading: each neuron's initial population joins its sample set."""
+        if self.values is None:
+            return
+        bases = np.asarray(slot_pop.bases)
+        f0 = np.asarray(self.values(self.net.params, slot_pop.bases, slot_ids))
+        for k, i in enumerate(owners):
+            if i is not None:
+                self.add(i, bases[k], f0[k])
+
+    def collect(self, out: Generation, owners, generations, stopped):
+        """Add one generation's samples; finish the neurons that stopped with it."""
+        bases, f, active = np.asarray(out.bases), np.asarray(out.f), np.asarray(out.active)
+        self.usage.slot_generations += self.slots
+        self.usage.idle_generations += int(self.slots - active.sum())
+        for k in np.flatnonzero(active):
+            i = owners[k]
+            self.add(i, bases[k], f[k], generations[k] % self.config.cap_every == 0)
+            if stopped[k]:  # hand the samples over and drop the host accumulator
+                done, self.sets[i] = self.sets[i], None
+                yield i, _finish(self.net, self.layer, self.neurons[i], done, self.rngs[i],
+                                 self.config, self.cfg), int(generations[k])
 
 
 def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
-              config: "DecodeConfig", seeding: Seeding | None = None, slots: int = 1,
+              config: "SamplingConfig", seeding: Seeding | None = None, slots: int = 1,
               usage: SlotUsage | None = None
               ) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray], int]]:
     """Run the GA for `neurons` of one layer through `slots` slots of one compiled program.
@@ -77,53 +121,20 @@ def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Arr
     """
     if not neurons:
         return
-    settings = sampling.ga_settings(net, layer, config)
-    step = sampling._ga_step(net, layer, settings)  # looked up here: tests wrap it
-    fresh = _initialiser(settings, seeding)
-    sets = [SampleSet.empty(settings.length) for _ in neurons]
-    rngs = [neuron_rng(k) for k in keys]
-    usage = usage if usage is not None else SlotUsage()
+    cfg = ga.ga_config(net, layer, config)
+    step = ga.step_program(net, layer, cfg)  # looked up here: tests wrap it
+    fresh = _initialiser(cfg, seeding)
+    samples = _Samples(net, layer, neurons, keys, config, cfg,
+                       usage if usage is not None else SlotUsage(), slots)
     pop, ids = _first_slots(fresh, keys, neurons, slots)
     owner = [k if k < len(neurons) else None for k in range(slots)]
     upcoming = iter(range(slots, len(neurons)))
-    values = (sampling._population_values(net, layer, settings)
-              if config.keep_initial_population else None)
-
-    def keep_initial(slot_pop, slot_ids, owners):
-        """The authors' reading: each neuron's initial population joins its sample set."""
-        bases = np.asarray(slot_pop.bases)
-        f0 = np.asarray(values(net.params, slot_pop.bases, slot_ids))
-        for k, i in enumerate(owners):
-            if i is not None:
-                sets[i].add(bases[k], f0[k])
-                if len(sets[i].f) > config.max_samples:
-                    sets[i].deduplicate()
-                    sets[i].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[i])
-
-    if values is not None:
-        keep_initial(pop, ids, owner)
-
-    def collect(out: Generation, owners, generations, stopped):
-        """Add one generation's samples; finish the neurons that stopped with it."""
-        bases, f, active = np.asarray(out.bases), np.asarray(out.f), np.asarray(out.active)
-        usage.slot_generations += slots
-        usage.idle_generations += int(slots - active.sum())
-        for k in np.flatnonzero(active):
-            i = owners[k]
-            sets[i].add(bases[k], f[k])
-            if generations[k] % config.cap_every == 0 and len(sets[i].f) > config.max_samples:
-                sets[i].deduplicate()
-                sets[i].cap(config.max_samples, config.sample_bins, config.per_bin, rngs[i])
-            if stopped[k]:  # hand the samples over and drop the host accumulator
-                done, sets[i] = sets[i], None
-                yield i, _finish(net, layer, neurons[i], done, rngs[i], config, settings), \
-                    int(generations[k])
-
+    samples.keep_initial(pop, ids, owner)
     pending = None
     while True:
         pop, out = step(net.params, pop, ids)  # dispatched: runs while the host
         if pending is not None:               # collects the previous generation
-            yield from collect(*pending)
+            yield from samples.collect(*pending)
         stopped = np.asarray(pop.done)
         pending = (out, list(owner), np.asarray(pop.generation), stopped)
         for k in np.flatnonzero(stopped):
@@ -133,18 +144,33 @@ def ga_stream(net: "Network", layer: int, neurons: list[int], keys: list[jax.Arr
             if owner[k] is not None:
                 i = owner[k]
                 started = (fresh(keys[i], i), jnp.asarray([neurons[i]], jnp.int32))
-                if values is not None:
-                    keep_initial(*started, [i])
+                samples.keep_initial(*started, [i])
                 pop, ids = _put_slot((pop, ids), started, k)
         if all(o is None for o in owner):
             break
-    yield from collect(*pending)
+    yield from samples.collect(*pending)
 
 
-def _finish(net, layer, neuron, samples, rng, config, settings):
+def _finish(net, layer, neuron, samples, rng, config, cfg):
     """A stopped neuron's (bases, f): deduplicated, capped, re-scored in float32 when the GA
     ran in lower precision."""
     bases, f = finish_samples(samples, config, rng)
-    if settings.precision != "fp32":
-        return rescore(net, layer, neuron, bases, settings.population)
+    if cfg.precision != "fp32":
+        return rescore(net, layer, neuron, bases, cfg.population)
     return bases, f
+
+
+def run_ga(net: "Network", layer: int, neurons: list[int], keys: list[jax.Array],
+           config: "SamplingConfig", seeding: Seeding | None = None, slots: int | None = None
+           ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+    """Run the GA for neurons of one layer in one compiled program of `slots` neurons per call
+    (default: all of them), a finished neuron's slot refilled with the next (`nmjax.slots`).
+
+    Returns per neuron the (bases, f) sample set (deduplicated, capped, f descending) and the
+    number of generations it ran.
+    """
+    results, generations = [None] * len(neurons), [0] * len(neurons)
+    for i, samples, gens in ga_stream(net, layer, neurons, keys, config, seeding,
+                                      slots or len(neurons)):
+        results[i], generations[i] = samples, gens
+    return results, generations

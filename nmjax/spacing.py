@@ -28,10 +28,12 @@ from typing import Sequence
 
 import numpy as np
 
+from .arrays import draw_instances
 from .errors import NmjaxError
 from .fileio import write_text
 from .meme import Motif
 from .network import Network
+from .runfolder import layer_dir
 from .sequences import N_CODE, read_fasta
 
 
@@ -134,8 +136,7 @@ def background_windows(length: int, samples: int, rng: np.random.Generator,
 
 
 def _draws(rng: np.random.Generator, ppm: np.ndarray, samples: int) -> np.ndarray:
-    cum = np.cumsum(ppm, axis=1)
-    return (rng.random((samples, len(ppm), 1)) > cum[None, :, :3]).sum(-1).astype(np.uint8)
+    return draw_instances(rng, ppm, samples).astype(np.uint8)
 
 
 def spacing_scan(net: Network, motif_a: Motif, motif_b: Motif, layer: int | None,
@@ -209,7 +210,8 @@ def write_spacing(out_dir: str | os.PathLike, result: SpacingResult, plots: int 
     `plots` best responses; returns the TSV path (DIR/layer{L}/spacing/ or DIR/output/...)."""
     from .plots import line_plot_svg
 
-    folder = Path(out_dir) / (f"layer{result.layer}" if result.layer else "output") / "spacing"
+    folder = (layer_dir(out_dir, result.layer) if result.layer else Path(out_dir) / "output"
+              ) / "spacing"
     stem = "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", n) for n in result.motifs)
     what = "neuron" if result.layer else "output"
     lines = [f"background\tarrangement\tgap\t{what}\tmean\tsem"]

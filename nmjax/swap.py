@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .diagnose import parse_ppm_name, read_neurons
 from .errors import NmjaxError
 from .fileio import write_text
-from .matching import read_layer_motifs
 from .network import Network
+from .runfolder import layer_dir, neuron_tag, parse_ppm_name, read_neurons, read_ppms, read_run
 
 PAPER_WINDOW = 51
 
@@ -67,16 +66,16 @@ def window_swap(net: Network, out_dir: str | os.PathLike, layer: int, neuron: in
                 window: int | None = None, sick: int | None = None,
                 consistent: int | None = None) -> SwapResult:
     """Slide the swap window along the aligned consensi of two subsets (module docstring)."""
-    layer_dir = Path(out_dir) / f"layer{layer}"
+    folder = layer_dir(out_dir, layer)
     n_bp = net.receptive_field(layer)
     window = min(PAPER_WINDOW, max(1, n_bp // 2)) if window is None else window
     if not 1 <= window <= n_bp:
         raise NmjaxError(f"window {window} bp: must be 1..{n_bp}, the receptive field of "
                          f"layer {layer}")
-    rows = {r.subset: r for r in read_neurons(layer_dir)
+    rows = {r.subset: r for r in read_neurons(folder)
             if r.neuron == neuron and r.n > 0 and len(r.consensus) == n_bp}
     if len(rows) < 2:
-        raise NmjaxError(f"{layer_dir}/neurons.tsv: neuron {neuron} has {len(rows)} decoupled "
+        raise NmjaxError(f"{folder}/neurons.tsv: neuron {neuron} has {len(rows)} decoupled "
                          f"subset(s) with a {n_bp} bp consensus; a swap needs two")
     ratio = {s: r.conact / r.act if r.act > 0 else -np.inf for s, r in rows.items()}
     sick = min(ratio, key=lambda s: (ratio[s], s)) if sick is None else sick
@@ -88,7 +87,7 @@ def window_swap(net: Network, out_dir: str | os.PathLike, layer: int, neuron: in
     if sick == consistent:
         raise NmjaxError(f"the sick and consistent subsets are both {sick}; give two subsets")
     codes = {s: np.array(["ACGT".index(c) for c in rows[s].consensus]) for s in (sick, consistent)}
-    ppms = {parse_ppm_name(m.name)[2]: m.ppm for m in read_layer_motifs(layer_dir / "ppms.meme")
+    ppms = {parse_ppm_name(m.name)[2]: m.ppm for m in read_ppms(folder)
             if parse_ppm_name(m.name)[1] == neuron}
     eye = np.eye(4)
     shift = align_shift(*(ppms.get(s, eye[codes[s]]) for s in (sick, consistent)),
@@ -112,7 +111,7 @@ def write_swap(out_dir: str | os.PathLike, result: SwapResult) -> Path:
     and .svg; returns the TSV path."""
     from .plots import line_plot_svg
 
-    stem = Path(out_dir) / f"layer{result.layer}" / "swap" / f"neuron{result.neuron}"
+    stem = layer_dir(out_dir, result.layer) / "swap" / f"neuron{result.neuron}"
     write_text(f"{stem}.tsv", "start\tend\tf\tgain\n" + "".join(
         f"{p}\t{p + result.window}\t{v:.5g}\t{v - result.f_sick:.5g}\n"
         for p, v in zip(result.starts, result.f)))
@@ -122,7 +121,7 @@ def write_swap(out_dir: str | os.PathLike, result: SwapResult) -> Path:
         result.starts, [("sick consensus, window swapped", result.f),
                         (f"consistent subset S{result.consistent}", [result.f_consistent] * n),
                         (f"sick subset S{result.sick}", [result.f_sick] * n)],
-        f"L{result.layer}_N{result.neuron}: {result.window} bp window of S{result.consistent} "
+        f"{neuron_tag(result.layer, result.neuron)}: {result.window} bp window of S{result.consistent} "
         f"(shift {result.shift}) swapped into S{result.sick}", "window start (bp)", "f"))
     return Path(f"{stem}.tsv")
 
@@ -130,10 +129,10 @@ def write_swap(out_dir: str | os.PathLike, result: SwapResult) -> Path:
 def decoded_model(out_dir: str | os.PathLike) -> str | None:
     """The model path recorded in DIR/run.json by `nmjax decode` (None: the bundled example)."""
     try:
-        model = json.loads((Path(out_dir) / "run.json").read_text()).get("model", "")
-    except FileNotFoundError:
-        raise NmjaxError(f"{out_dir} has no run.json: give the --out folder of `nmjax decode`"
-                         ) from None
+        run = read_run(out_dir)
     except (OSError, ValueError) as e:
         raise NmjaxError(f"cannot read {out_dir}/run.json: {e}") from None
+    if run is None:
+        raise NmjaxError(f"{out_dir} has no run.json: give the --out folder of `nmjax decode`")
+    model = run.get("model", "")
     return None if model in ("", "bundled example") else model

@@ -30,7 +30,7 @@ FLIP = {"+": "-", "-": "+", ".": "."}
 
 
 @dataclass(frozen=True)
-class SyntaxParams:
+class SyntaxConfig:
     line_share: float = 0.5     # of the share of the order's least shared motif alone,
     line_floor: float = 0.25    # and at least this share, make an order a candidate line
     fence: float = 1.5
@@ -83,7 +83,7 @@ def order_text(names: Sequence[str], gaps: Sequence[str]) -> str:
 
 
 def neuron_syntax(sites: dict[int, list[dict]], weights: dict[int, float],
-                  params: SyntaxParams = SyntaxParams()) -> dict:
+                  params: SyntaxConfig = SyntaxConfig()) -> dict:
     """The neuron's line and its orders (module docstring). `sites`: per subset, its sites in
     PPM order (name, strand, start, end); `weights`: n x act per subset."""
     found: dict[tuple, dict] = {}     # canonical tokens -> {subset: (gaps, span, flipped)}
@@ -123,7 +123,7 @@ def gap_modes(by_subset: dict[int, tuple], hole: int) -> list[dict[int, tuple]]:
 
 
 def _describe(tokens: tuple, by_subset: dict[int, tuple], weights: dict[int, float],
-              total: float, params: SyntaxParams) -> dict:
+              total: float, params: SyntaxConfig) -> dict:
     """An order's text, gap intervals, share and support; `spans` holds, per subset, the PPM
     columns [start, end) from its first to its last site and whether it reads reversed."""
     subsets = sorted(by_subset)
@@ -147,7 +147,7 @@ def _describe(tokens: tuple, by_subset: dict[int, tuple], weights: dict[int, flo
                       for s, ok in zip(subsets, inside) if ok}}
 
 
-def _line(orders: list[dict], params: SyntaxParams) -> dict | None:
+def _line(orders: list[dict], params: SyntaxConfig) -> dict | None:
     if not orders:
         return None
     alone: dict[str, float] = {}     # share of each motif alone (every part is an order)

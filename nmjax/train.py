@@ -24,11 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .activations import activation_fn
 from .architectures import build_config
 from .errors import NmjaxError
 from .fileio import write_text
 from .meme import write_meme
-from .network import Network, NetworkConfig, _maxpool, activation_fn
+from .network import Network, NetworkConfig, maxpool
 from .simulate import SimulationConfig, planted_motifs, resolve_motifs, simulate
 
 
@@ -52,7 +53,7 @@ class TrainingModule(nn.Module):
             z = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, name=f"bn{l}")(z)
             self.sow("intermediates", f"conv{l}_output", z)
-            h = _maxpool(activation_fn(spec.activation)(z), spec.pool)
+            h = maxpool(activation_fn(spec.activation)(z), spec.pool)
         last = len(self.config.head)
         for j, op in enumerate(self.config.head, start=1):
             if op.kind == "flatten":
@@ -88,7 +89,7 @@ def to_network(config: NetworkConfig, variables: dict, bn_epsilon: float = 1e-3)
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainSettings:
+class TrainConfig:
     """Optimisation settings; `seed` fixes initialisation, dropout and batch order."""
 
     epochs: int = 30
@@ -148,7 +149,7 @@ def _logits_in_batches(eval_logits, variables, x: np.ndarray, batch_size: int) -
 
 
 def train_network(config: NetworkConfig, train_xy: tuple[np.ndarray, np.ndarray],
-                  valid_xy: tuple[np.ndarray, np.ndarray], settings: TrainSettings = TrainSettings(),
+                  valid_xy: tuple[np.ndarray, np.ndarray], settings: TrainConfig = TrainConfig(),
                   progress: bool = True) -> TrainResult:
     """Train `config` on (one-hot, labels) arrays with early stopping on the validation loss."""
     from tqdm import tqdm
@@ -217,7 +218,7 @@ def task_metrics(network: Network, x: np.ndarray, y: np.ndarray, task_names, bat
 
 
 def train_on_simulation(dataset: SimulationConfig, arch: str, width: float,
-                        settings: TrainSettings, out_dir: str | os.PathLike | None = None,
+                        settings: TrainConfig, out_dir: str | os.PathLike | None = None,
                         progress: bool = True) -> tuple[TrainResult, dict]:
     """Simulate the splits, train, evaluate on the test split, and (with `out_dir`) write
 

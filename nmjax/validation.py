@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .diagnose import parse_ppm_name, read_neurons
 from .errors import NmjaxError
-from .matching import read_layer_motifs
 from .meme import Motif
+from .runfolder import layer_dir, neuron_tag, parse_ppm_name, read_neurons, read_segments
 
 MAX_SEGMENTS = 8      # segmented motifs used per neuron without a grammar (largest subsets first)
 
@@ -28,11 +27,11 @@ def neuron_motifs(out_dir: str | os.PathLike, layer: int, neuron: int,
     """The motifs of a decoded neuron, named L{L}_N{n}_{id} (alt_name: the matched TF name).
 
     From DIR/layer{L}/grammar.json when it lists the neuron: each hard motif of its dictionary
-    ("id", "name", "ppm" rows ACGT; `nmjax.grammar`). Else the neuron's segments in motifs.meme (L{L}_N{n}_S{s}_{start}-{end}), those of its
-    largest subsets first, at most `max_segments`. [] for a neuron with no motif.
+    ("id", "name", "ppm" rows ACGT; `nmjax.grammar`). Else the neuron's segments in
+    motifs.meme (L{L}_N{n}_S{s}_{start}-{end}), those of its largest subsets first, at most `max_segments`. [] for a neuron with no motif.
     """
-    layer_dir = Path(out_dir) / f"layer{layer}"
-    grammar = layer_dir / "grammar.json"
+    folder = layer_dir(out_dir, layer)
+    grammar = folder / "grammar.json"
     if grammar.is_file():
         try:
             entry = json.loads(grammar.read_text()).get("neurons", {}).get(str(neuron))
@@ -40,11 +39,11 @@ def neuron_motifs(out_dir: str | os.PathLike, layer: int, neuron: int,
             raise NmjaxError(f"cannot read {grammar}: {e}") from None
         if entry is not None and entry.get("dictionary"):
             return _dictionary_motifs(layer, neuron, entry["dictionary"])
-    segments = [m for m in read_layer_motifs(layer_dir / "motifs.meme")
+    segments = [m for m in read_segments(folder)
                 if parse_ppm_name(m.name)[1] == neuron]
     if not segments:
         return []
-    sizes = {r.subset: r.n for r in read_neurons(layer_dir) if r.neuron == neuron}
+    sizes = {r.subset: r.n for r in read_neurons(folder) if r.neuron == neuron}
     segments.sort(key=lambda m: (-sizes.get(parse_ppm_name(m.name)[2], 0), m.name))
     return segments[:max_segments]
 
@@ -53,7 +52,7 @@ def _dictionary_motifs(layer: int, neuron: int, dictionary: list[dict]) -> list[
     out = []
     for d in dictionary:
         ppm = np.asarray(d["ppm"], np.float64)
-        out.append(Motif(f"L{layer}_N{neuron}_{d['id']}", ppm / ppm.sum(1, keepdims=True),
+        out.append(Motif(f"{neuron_tag(layer, neuron)}_{d['id']}", ppm / ppm.sum(1, keepdims=True),
                          alt_name=d["name"]))
     return out
 
@@ -67,7 +66,7 @@ def validation_section_html(out_dir: str | os.PathLike, layer: int, neuron: int,
     pages sit two folders below DIR)."""
     from .logo import logo_svg
 
-    base = Path(out_dir) / f"layer{layer}"
+    base = layer_dir(out_dir, layer)
     parts = []
     scan = base / "scan" / f"neuron{neuron}.json"
     if scan.is_file():

@@ -25,10 +25,12 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from .decode import DecodeConfig, check_same_run, clipped_neurons, layer_neurons, requested_layers
+from .config import DecodeConfig
+from .decoder import clipped_neurons, requested_layers
 from .distribute import neuron_ranges
 from .errors import NmjaxError
 from .fileio import write_text
+from .runfolder import check_same_run
 
 SETTINGS_FILE = "nmjax-workflow.json"
 # host memory of a decode or merge job beyond the GA's temporary memory (--memory-budget):
@@ -99,7 +101,7 @@ def layer_shards(net, spec: Workflow) -> dict[int, int]:
     """{layer: shard count} for layers 1..the highest requested: min(shards, its neurons)."""
     top = requested_layers(net, list(spec.layers) if spec.layers else None)[-1]
     selection = list(spec.neurons) if spec.neurons is not None else None
-    return {l: min(spec.shards, len(layer_neurons(net, l, clipped_neurons(net, l, selection))))
+    return {l: min(spec.shards, len(net.neurons_of(l, clipped_neurons(net, l, selection))))
             for l in range(1, top + 1)}
 
 

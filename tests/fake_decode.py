@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nmjax.config import DEFAULT_SEGMENT_RULE
 from nmjax.meme import Motif, write_meme
 from nmjax.motifdb import jaspar_motif
-from nmjax.motifs import (DEFAULT_SEGMENT_RULE, SEGMENT_RULES, consensus, consensus_string,
+from nmjax.motifs import (SEGMENT_RULES, consensus, consensus_string,
                           laplace, segment_ppm)
 
 N_SAMPLES = 2000

@@ -13,7 +13,8 @@ import pytest
 
 import nmjax
 from nmjax.cli import main
-from nmjax.decode import DecodeConfig, decode
+from nmjax.config import DecodeConfig
+from nmjax.decoder import decode
 from nmjax.errors import ModelError
 from nmjax.example import example_model_path
 from nmjax.meme import Motif, write_meme

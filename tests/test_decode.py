@@ -2,7 +2,6 @@
 import dataclasses
 import errno
 import filecmp
-import importlib
 import json
 import os
 import shutil
@@ -14,23 +13,21 @@ import numpy as np
 import pytest
 
 import nmjax
+from nmjax import decoder, runfolder
 from nmjax.cli import main
+from nmjax.config import AUTHORS_READING, DecodeConfig
+from nmjax.decoder import decode, decode_neuron
 from nmjax.errors import NmjaxError
-from nmjax.decode import (AUTHORS_READING, DecodeConfig, NeuronResult, decode, decode_neuron,
-                          neuron_ratios, settings_diff)
 from nmjax.fileio import atomic_path
 from nmjax.meme import format_meme, read_meme
 from nmjax.motifs import consensus
-from toy_network import PLANTED, best_offset, planted_consensus, toy_network
+from nmjax.results import NeuronResult
+from nmjax.runfolder import settings_diff
+from nmjax.summarise import neuron_ratios
+from toy_network import PLANTED, best_offset, planted_consensus
 
 CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2, rounds=1)
 LAYER_FILES = ("ppms.meme", "motifs.meme", "neurons.tsv")
-decode_module = importlib.import_module("nmjax.decode")  # nmjax.decode is the function
-
-
-@pytest.fixture(scope="module")
-def net():
-    return toy_network()
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +87,7 @@ class Killed(Exception):
 def test_interrupted_run_resumes_to_identical_output(net, run_a, tmp_path, monkeypatch):
     out_a, _ = run_a
     calls, finished, killed = [], [], []
-    real = decode_module.sample_stream
+    real = decoder.sample_stream
 
     def interrupt_after_two_neurons(net_, layer, neurons, *args):
         calls.append((layer, tuple(neurons)))
@@ -101,7 +98,7 @@ def test_interrupted_run_resumes_to_identical_output(net, run_a, tmp_path, monke
             finished.append(item)
             yield item
 
-    monkeypatch.setattr(decode_module, "sample_stream", interrupt_after_two_neurons)
+    monkeypatch.setattr(decoder, "sample_stream", interrupt_after_two_neurons)
     with pytest.raises(Killed):
         decode(net, layers=[1, 2], out=tmp_path, config=CONFIG, progress=False)
     assert (tmp_path / "layer1/samples/neuron1.h5").exists()
@@ -124,7 +121,7 @@ def test_full_disk_during_a_layer_write_leaves_no_partial_file_and_resumes(
     net.save(model)
     args = ["decode", str(model), "--layers", "1-2", "--population", "400", "--batch", "2",
             "--max-generations", "30", "--rounds", "1", "--no-report", "--out", str(out)]
-    real = decode_module.write_meme
+    real = runfolder.write_meme
 
     def disk_fills_in_layer2_motifs(path, motifs):
         if Path(path) != out / "layer2" / "motifs.meme":
@@ -133,7 +130,7 @@ def test_full_disk_during_a_layer_write_leaves_no_partial_file_and_resumes(
             tmp.write_text(format_meme(motifs)[:100])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
 
-    monkeypatch.setattr(decode_module, "write_meme", disk_fills_in_layer2_motifs)
+    monkeypatch.setattr(runfolder, "write_meme", disk_fills_in_layer2_motifs)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "run the same command to resume" in err

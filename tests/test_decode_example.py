@@ -5,7 +5,8 @@ is a manual check (see the decoder's report / README).
 """
 
 import nmjax
-from nmjax.decode import DecodeConfig, decode
+from nmjax.config import DecodeConfig
+from nmjax.decoder import decode
 from nmjax.example import example_model_path
 from nmjax.matching import compare
 from nmjax.meme import read_meme

@@ -6,11 +6,13 @@ import pytest
 from scipy.stats import t as t_dist
 from sklearn.cluster import KMeans
 
-from nmjax.decode import DecodeConfig, NeuronResult, neuron_ratios
-from nmjax.errors import NmjaxError
+from nmjax.config import DecodeConfig
 from nmjax.decoupling import decouple, rounds_test, weighted_kmeans
+from nmjax.errors import NmjaxError
 from nmjax.motifdb import jaspar_motif
 from nmjax.motifs import weighted_ppm
+from nmjax.results import NeuronResult
+from nmjax.summarise import neuron_ratios
 from toy_network import PLANTED, best_offset, toy_network
 
 
@@ -157,7 +159,7 @@ def _reference_lloyd(x, w, centres, tol, max_iter):
 def test_lloyd_with_incremental_sums_is_plain_lloyd():
     """The restarts-at-once Lloyd (cluster sums updated from the rows that changed label, a full
     recomputation when many did) gives plain Lloyd's labels and inertia from the same seeds."""
-    from nmjax.decoupling import _lloyd
+    from nmjax.decoupling import lloyd
 
     rng = np.random.default_rng(11)
     x = (rng.normal(0, 1.5, (5, 6))[rng.integers(0, 5, 1500)]
@@ -165,7 +167,7 @@ def test_lloyd_with_incremental_sums_is_plain_lloyd():
     w = rng.uniform(0.1, 3.0, 1500).astype(np.float32)
     seeds = x[rng.choice(1500, (3, 4), replace=False)]  # poor seeds: many rows move at first
     xj = jnp.asarray(x)
-    labels, inertia = jax.jit(_lloyd, static_argnums=5)(xj, jnp.sum(xj * xj, axis=1), w, seeds,
+    labels, inertia = jax.jit(lloyd, static_argnums=5)(xj, jnp.sum(xj * xj, axis=1), w, seeds,
                                                         1e-6, 300)
     for r in range(3):
         ref_labels, ref_inertia = _reference_lloyd(x, w, seeds[r], 1e-6, 300)

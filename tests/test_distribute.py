@@ -1,7 +1,7 @@
-"""Devices, shards + merge, and the memory budget (nmjax.distribute) on the hand-built network."""
+"""Devices and the memory budget (nmjax.devices), shards + merge (nmjax.distribute) on the
+hand-built network."""
 import dataclasses
 import filecmp
-import importlib
 import json
 import os
 import subprocess
@@ -12,13 +12,13 @@ import jax
 import numpy as np
 import pytest
 
-from nmjax import distribute
+from nmjax import decoder, devices
 from nmjax.cli import main
-from nmjax.decode import DecodeConfig, decode
+from nmjax.config import DecodeConfig
+from nmjax.decoder import decode
 from nmjax.distribute import Shard, decode_shard, merge
 from nmjax.errors import NmjaxError
 from nmjax.network import Network
-from toy_network import toy_network
 
 # ratio_threshold 1.5 cannot be met (conact <= act), so the t-test rule asks for a second
 # round at layer 2: a merge must decouple both neurons again, as the single run does.
@@ -26,17 +26,17 @@ CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2, rounds
                       max_rounds=2, ratio_threshold=1.5)
 LAYER_FILES = ("ppms.meme", "motifs.meme", "neurons.tsv")
 ROOT = Path(__file__).resolve().parents[1]
-decode_module = importlib.import_module("nmjax.decode")  # nmjax.decode is the function
 
 TWO_DEVICE_RUN = """
 import json, sys
 import jax
-from nmjax import sampling
-from nmjax.decode import DecodeConfig, decode
+from nmjax import ga
+from nmjax.config import DecodeConfig
+from nmjax.decoder import decode
 from toy_network import toy_network
 
 placed = []
-real_step = sampling._ga_step
+real_step = ga.step_program
 
 def recording_step(*args):
     step = real_step(*args)
@@ -50,16 +50,11 @@ def recording_step(*args):
         return pop, out
     return run
 
-sampling._ga_step = recording_step
+ga.step_program = recording_step
 decode(toy_network(), layers=[1, 2], out=sys.argv[1],
        config=DecodeConfig(**json.loads(sys.argv[2])), progress=False)
 print(json.dumps({"devices": len(jax.devices()), "placed": placed}))
 """
-
-
-@pytest.fixture(scope="module")
-def net():
-    return toy_network()
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +131,7 @@ def test_two_shards_merged_give_the_single_run_output(net, single_run, tmp_path,
     assert run["layers"]["2"]["memory_budget"] == 1024
 
     calls = []
-    monkeypatch.setattr(decode_module, "sample_stream", lambda *a: calls.append(a))
+    monkeypatch.setattr(decoder, "sample_stream", lambda *a: calls.append(a))
     assert decode_shard(net, Shard(1, 2), [2], config=CONFIG, out=out, progress=False) == {2: [1]}
     assert calls == []  # finished neurons are skipped
     with pytest.raises(NmjaxError, match="other settings"):
@@ -145,18 +140,18 @@ def test_two_shards_merged_give_the_single_run_output(net, single_run, tmp_path,
 
 def test_memory_budget_sets_the_neuron_batch(net, capsys, monkeypatch):
     config = dataclasses.replace(CONFIG, neuron_batch=4)
-    per_neuron = distribute.ga_bytes_per_neuron(net, 2, config)
-    assert distribute.neuron_batch(net, 2, config, 10) == 4
-    assert distribute.neuron_batch(net, 2, dataclasses.replace(config, memory_budget=1 << 33),
+    per_neuron = devices.ga_bytes_per_neuron(net, 2, config)
+    assert devices.neuron_batch(net, 2, config, 10) == 4
+    assert devices.neuron_batch(net, 2, dataclasses.replace(config, memory_budget=1 << 33),
                                    10) == 4
     tiny = dataclasses.replace(config, memory_budget=1024)
-    assert distribute.neuron_batch(net, 2, tiny, 10) == 1
+    assert devices.neuron_batch(net, 2, tiny, 10) == 1
     fits_three = dataclasses.replace(config, memory_budget=3 * per_neuron + 1)
-    assert distribute.neuron_batch(net, 2, fits_three, 10) == 3
-    assert distribute.neuron_batch(net, 2, config, 2) == 2  # never more than the neurons
+    assert devices.neuron_batch(net, 2, fits_three, 10) == 3
+    assert devices.neuron_batch(net, 2, config, 2) == 2  # never more than the neurons
     # the estimate bounds what XLA reports for one more neuron in the call, not by far
-    measured = (distribute.ga_temp_bytes(net, 2, config, 2)
-                - distribute.ga_temp_bytes(net, 2, config, 1))
+    measured = (devices.ga_temp_bytes(net, 2, config, 2)
+                - devices.ga_temp_bytes(net, 2, config, 1))
     assert measured <= per_neuron <= 4 * measured, (measured, per_neuron)
     # decode runs the GA with the chosen batch of slots and records it
     calls = []
@@ -166,13 +161,13 @@ def test_memory_budget_sets_the_neuron_batch(net, capsys, monkeypatch):
         for i in range(len(neurons)):
             yield i, (np.zeros((1, 15), np.uint8), np.ones(1, np.float32)), 1
 
-    monkeypatch.setattr(decode_module, "sample_stream", record_slots)
-    _, timings = decode_module.sample_layer(net, 2, [0, 1], 0, tiny, None, None, False)
+    monkeypatch.setattr(decoder, "sample_stream", record_slots)
+    _, timings = decoder.sample_layer(net, 2, [0, 1], 0, tiny, None, None, False)
     assert calls == [(2, 1)] and timings["neurons_per_call"] == 1
     assert timings["memory_budget"] == 1024
-    _, timings = decode_module.sample_layer(net, 2, [0, 1], 0, config, None, None, False)
+    _, timings = decoder.sample_layer(net, 2, [0, 1], 0, config, None, None, False)
     assert calls[1:] == [(2, 2)] and timings["neurons_per_call"] == 2
-    assert distribute.parse_size("8G") == 8 << 30 and distribute.parse_size("1.5KiB") == 1536
+    assert devices.parse_size("8G") == 8 << 30 and devices.parse_size("1.5KiB") == 1536
     assert main(["decode", "--memory-budget", "lots", "--out", "unused"]) == 2
     assert "bad memory size 'lots'" in capsys.readouterr().err
     assert main(["decode", "--shard", "2/2", "--out", "unused"]) == 2

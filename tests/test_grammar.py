@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fake_decode import SOFT_GAPS, planted_ppm, write_fake_decode
-from nmjax.dictionary import DictionaryParams, tied_names
-from nmjax.frames import DecodedPPM
+from nmjax.clusters import DictionaryConfig, tied_names
 from nmjax.errors import NmjaxError
+from nmjax.frames import DecodedPPM
 from nmjax.grammar import grammar_run, layer_summary, neuron_grammar
 from nmjax.motifdb import jaspar_motif, load_motif_db
 from nmjax.motifs import SEGMENT_RULES, laplace, segment_ppm
@@ -196,10 +196,10 @@ def test_paralog_tie_is_named_once(db):
 def test_paralog_ties():
     pairs = [(1.7e-8, "CEBPE"), (2.0e-8, "CEBPB"), (3.3e-8, "CEBPG"), (3.5e-8, "CEBPA"),
              (1.2e-6, "CTCF")]
-    assert tied_names(pairs, DictionaryParams()) == ["CEBPE", "CEBPB", "CEBPG"]
+    assert tied_names(pairs, DictionaryConfig()) == ["CEBPE", "CEBPB", "CEBPG"]
     # relative to a given first candidate (the matrix whose frame an entry keeps)
-    assert tied_names(pairs[3:4] + pairs, DictionaryParams()) == ["CEBPA", "CEBPE", "CEBPB"]
-    assert tied_names([(1e-8, "Spi1"), (1.5e-8, "SPI1")], DictionaryParams()) == ["Spi1"]
+    assert tied_names(pairs[3:4] + pairs, DictionaryConfig()) == ["CEBPA", "CEBPE", "CEBPB"]
+    assert tied_names([(1e-8, "Spi1"), (1.5e-8, "SPI1")], DictionaryConfig()) == ["Spi1"]
 
 
 @pytest.fixture(scope="module")

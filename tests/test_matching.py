@@ -6,7 +6,7 @@ import pytest
 
 from fake_decode import write_fake_decode
 from nmjax.errors import NmjaxError
-from nmjax.matching import (TomtomParams, benjamini_hochberg, compare, match_run, read_matches,
+from nmjax.matching import (TomtomConfig, benjamini_hochberg, compare, match_run, read_matches,
                             tomtom, with_pseudocount)
 from nmjax.meme import Motif
 from nmjax.motifdb import jaspar_motif, jaspar_motifs, load_motif_db
@@ -64,11 +64,11 @@ def test_shuffled_random_and_flat_motifs_do_not_match(db):
 
 
 def test_euclidean_distance_option(db, ctcf):
-    params = TomtomParams(distance="euclidean")
+    params = TomtomConfig(distance="euclidean")
     m = best(compare([Motif("q", ctcf.ppm[::-1, ::-1], ctcf.nsites)], db, params), "q")
     assert (m.target, m.offset, m.orientation) == ("MA0139.2", 0, "-")
     with pytest.raises(NmjaxError, match="unknown Tomtom distance"):
-        tomtom([ctcf], db, params=TomtomParams(distance="pearson"))
+        tomtom([ctcf], db, params=TomtomConfig(distance="pearson"))
 
 
 def test_benjamini_hochberg_by_hand():

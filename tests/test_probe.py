@@ -17,8 +17,8 @@ REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nmjax.load()
+def net(example_net):
+    return example_net
 
 
 def test_instances_are_placed_on_either_strand():

@@ -16,7 +16,7 @@ from nmjax.cli import main
 from nmjax.diagnose import diagnose_layer, summary_text
 from nmjax.logo import COLOURS, GLYPH_DEFS, GLYPHS, logo_svg
 from nmjax.matching import Match, read_matches
-from nmjax.report import _tf_groups, finish_run
+from nmjax.report import tf_groups, finish_run
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -174,4 +174,4 @@ def test_tfs_matched_column_joins_paralog_ties():
              match("L4_N20_S2_0-10", "CEBPB", 3e-8), match("L4_N20_S2_0-10", "CEBPE", 3.1e-8),
              match("L4_N20_S3_0-10", "CEBPE", 4e-8), match("L4_N20_S4_0-10", "CEBPG", 5e-8)]
     # S2 and S3 add no TF beyond CEBPB/CEBPE; S4 adds CEBPG
-    assert _tf_groups(found) == ["CEBPB/CEBPE", "CEBPG", "CTCF"]
+    assert tf_groups(found) == ["CEBPB/CEBPE", "CEBPG", "CTCF"]

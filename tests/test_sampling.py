@@ -5,20 +5,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmjax import sampling
-from nmjax.decode import DecodeConfig, neuron_key
-from nmjax.motifs import consensus_string, consensus, weighted_ppm
+from nmjax import ga, sampling
+from nmjax.config import DecodeConfig
+from nmjax.decoder import neuron_key
+from nmjax.motifs import consensus, consensus_string, value_bins, weighted_ppm
 from nmjax.network import ConvSpec, Network, NetworkConfig
-from nmjax.slots import SlotUsage, ga_stream
-from toy_network import PLANTED, best_offset, toy_network
+from nmjax.slots import SlotUsage, ga_stream, run_ga
+from toy_network import PLANTED, best_offset
 
 CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2)
 GA_CONFIG = dataclasses.replace(CONFIG, enumerate_below=0)  # force the GA on layer 1
-
-
-@pytest.fixture(scope="module")
-def net():
-    return toy_network()  # cached: the compiled programs are shared with the other test modules
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +27,7 @@ def enumerated(net):
 @pytest.fixture(scope="module", params=["reference", "continuous"])
 def ga_layer1(net, request):
     neurons = list(range(4))
-    return request.param, sampling.run_ga(net, 1, neurons, [neuron_key(0, 1, n) for n in neurons],
+    return request.param, run_ga(net, 1, neurons, [neuron_key(0, 1, n) for n in neurons],
                                           dataclasses.replace(GA_CONFIG, mutation=request.param))
 
 
@@ -54,25 +50,25 @@ def test_cap_keeps_at_most_per_bin():
     s.add(rng.integers(0, 4, (n, 20)).astype(np.uint8), rng.exponential(1.0, n).astype(np.float32))
     top = s.f.max()
     s.cap(1000, 20, 100, np.random.default_rng(0))
-    counts = np.bincount(sampling.value_bins(s.f, top, 20), minlength=20)
+    counts = np.bincount(value_bins(s.f, top, 20), minlength=20)
     assert counts.max() <= 100 and len(s.f) < n
     assert s.f.max() == top  # the top bin holds few sequences, all kept
 
 
 def test_population_size_rule():
-    assert [sampling.population_size(n) for n in (19, 51, 132, 200)] == [2000, 2000, 5000, 5000]
+    assert [ga.population_size(n) for n in (19, 51, 132, 200)] == [2000, 2000, 5000, 5000]
 
 
 def test_mutation_rules():
     x = jnp.asarray(np.eye(4)[[0]][None], jnp.float32)          # current base A
     small = jnp.asarray([[[0.0, 1e-4, -1e-4, 0.0]]])
-    ref = sampling.mutation_distribution(x, small, "reference")
+    ref = ga.mutation_distribution(x, small, "reference")
     assert float(ref[0, 0, 0]) > 0.99                           # the current base keeps its mass
-    paper = sampling.mutation_distribution(x, small, "paper")
+    paper = ga.mutation_distribution(x, small, "paper")
     assert float(paper[0, 0, 1]) < 1e-3 < float(paper[0, 0, 2])  # tiny g > 0 -> ~0: the flaw
-    cont = sampling.mutation_distribution(x, small, "continuous")
+    cont = ga.mutation_distribution(x, small, "continuous")
     np.testing.assert_allclose(np.asarray(cont[0, 0]), 0.25, atol=1e-3)
-    zero = sampling.mutation_distribution(x, -2 * x, "reference")  # all-zero row -> uniform
+    zero = ga.mutation_distribution(x, -2 * x, "reference")  # all-zero row -> uniform
     np.testing.assert_allclose(np.asarray(zero), 0.25)
     for q in (ref, paper, cont):
         np.testing.assert_allclose(np.asarray(q).sum(-1), 1.0, rtol=1e-6)
@@ -104,10 +100,10 @@ def test_ga_and_enumeration_agree_on_a_10bp_receptive_field(enumerated, ga_layer
 
 def test_ga_is_deterministic_and_keys_are_per_neuron(net):
     keys = [neuron_key(3, 1, n) for n in (0, 1, 2, 3)]
-    a, _ = sampling.run_ga(net, 1, [0, 1, 2, 3], keys, GA_CONFIG)
-    b, _ = sampling.run_ga(net, 1, [0, 1, 2, 3], keys, GA_CONFIG)
-    start, placed = sampling.initial_population(sampling.ga_settings(net, 1, GA_CONFIG),
-                                                [neuron_key(3, 1, 0), neuron_key(4, 1, 0)])
+    a, _ = run_ga(net, 1, [0, 1, 2, 3], keys, GA_CONFIG)
+    b, _ = run_ga(net, 1, [0, 1, 2, 3], keys, GA_CONFIG)
+    start, placed = ga.first_states(ga.ga_config(net, 1, GA_CONFIG),
+                                    [neuron_key(3, 1, 0), neuron_key(4, 1, 0)])
     start = start.bases
     assert not np.asarray(placed).any()  # unseeded
     assert not np.array_equal(start[0], start[1])
@@ -116,9 +112,9 @@ def test_ga_is_deterministic_and_keys_are_per_neuron(net):
 
 
 def test_ga_generation_keeps_population_and_elites(net):
-    settings = sampling.ga_settings(net, 2, CONFIG)   # the program test_decode uses too
-    step = sampling._ga_step(net, 2, settings)
-    pop, _ = sampling.initial_population(settings, [neuron_key(0, 2, n) for n in range(2)])
+    settings = ga.ga_config(net, 2, CONFIG)   # the program test_decode uses too
+    step = ga.step_program(net, 2, settings)
+    pop, _ = ga.first_states(settings, [neuron_key(0, 2, n) for n in range(2)])
     for _ in range(3):
         pop, out = step(net.params, pop, jnp.arange(2))
     assert pop.bases.shape == (2, 400, settings.length)
@@ -133,9 +129,9 @@ def test_ga_generation_keeps_population_and_elites(net):
 def test_bf16_ga_records_float32_values_of_its_samples(net):
     """precision='bf16' runs the GA's passes in bfloat16, then re-scores what it keeps."""
     config = dataclasses.replace(CONFIG, precision="bf16", max_generations=8)
-    assert sampling.ga_settings(net, 2, config).precision == "bf16"
-    assert sampling.ga_settings(net, 2, CONFIG).precision == "fp32"  # 'auto' on 4 channels
-    [(bases, f)], _ = sampling.run_ga(net, 2, [1], [neuron_key(0, 2, 1)], config)
+    assert ga.ga_config(net, 2, config).precision == "bf16"
+    assert ga.ga_config(net, 2, CONFIG).precision == "fp32"  # 'auto' on 4 channels
+    [(bases, f)], _ = run_ga(net, 2, [1], [neuron_key(0, 2, 1)], config)
     assert len(f) > 100 and np.all(f > 0) and np.all(np.diff(f) <= 0)
     exact = np.asarray(net.neuron_values(jnp.eye(4)[bases], 2, 1)).ravel()
     np.testing.assert_allclose(f, exact, rtol=1e-5, atol=1e-6)
@@ -167,7 +163,7 @@ def test_ga_stops_after_patience_generations_without_a_better_mean(patience):
     """f is the same for every sequence, so only generation 1 improves the mean."""
     net = _one_layer_net(12, np.zeros((12, 4)), 1.0)
     config = dataclasses.replace(GA_CONFIG, population=50, patience=patience)
-    _, [generations] = sampling.run_ga(net, 1, [0], [neuron_key(0, 1, 0)], config)
+    _, [generations] = run_ga(net, 1, [0], [neuron_key(0, 1, 0)], config)
     assert generations == 1 + patience
 
 
@@ -175,7 +171,7 @@ def test_refilled_slots_give_the_samples_of_one_neuron_per_call(net):
     """Three slots for four neurons: the slot of the first neuron to stop takes the fourth."""
     neurons = [0, 1, 2, 3]
     keys = [neuron_key(0, 1, n) for n in neurons]
-    alone = [sampling.run_ga(net, 1, [n], [k], GA_CONFIG) for n, k in zip(neurons, keys)]
+    alone = [run_ga(net, 1, [n], [k], GA_CONFIG) for n, k in zip(neurons, keys)]
     usage = SlotUsage()
     shared = {i: (samples, g) for i, samples, g in
               ga_stream(net, 1, neurons, keys, GA_CONFIG, None, 3, usage)}

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nmjax
 from nmjax.cli import main
 from nmjax.motifdb import jaspar_motif
 from nmjax.probe import probe
-from nmjax.scan import ScanSettings, activation_tracks, load_sequences, scan
+from nmjax.scan import ScanConfig, activation_tracks, load_sequences, scan
 from nmjax.sequences import Interval, read_fasta, reverse_complement
 
 from simulated_genome import CTCF, simulated_sequences, write_genome, write_records
@@ -25,8 +24,8 @@ TOP = 40
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nmjax.load()
+def net(example_net):
+    return example_net
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +71,7 @@ def motif_dir(tmp_path_factory, ctcf_neuron):
 def record_scan(net, files, ctcf_neuron, motif_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("scan")
     result = scan(net, files["records"], layers=[3], neurons=[ctcf_neuron],
-                  settings=ScanSettings(top=TOP, extend=200), out=out, decode_dir=motif_dir)
+                  settings=ScanConfig(top=TOP, extend=200), out=out, decode_dir=motif_dir)
     return out, result[3][0]
 
 
@@ -88,7 +87,7 @@ def test_every_window_is_scored_once_on_both_strands(net):
     seqs["a"][400] = 4
     intervals = [Interval("a", 0, 700, "a"), Interval("b", 10, 150, "b")]
     layer, n = 5, net.receptive_field(5)
-    tracks = activation_tracks(net, seqs, intervals, layer, settings=ScanSettings(chunk=1, batch=2))
+    tracks = activation_tracks(net, seqs, intervals, layer, settings=ScanConfig(chunk=1, batch=2))
     eye = np.eye(4, dtype=np.float32)
     for iv, track in zip(intervals, tracks):
         assert track.shape == (iv.length - n + 1, net.channels(layer), 2)
@@ -165,7 +164,7 @@ def test_bed_intervals_on_a_genome_give_the_same_regions_in_genome_coordinates(
     """The records file soft-masks and N-masks some records, so compare the other records."""
     _, by_record = record_scan
     result = scan(net, bed=files["bed"], genome=files["genome"], layers=[3],
-                  neurons=[ctcf_neuron], settings=ScanSettings(top=TOP, extend=200))[3][0]
+                  neurons=[ctcf_neuron], settings=ScanConfig(top=TOP, extend=200))[3][0]
     for a in by_record.regions:
         i = int(a.chrom[3:])
         if i == 5:
@@ -181,7 +180,7 @@ class Killed(Exception):
 
 def test_interrupted_scan_resumes_to_the_same_files(net, files, ctcf_neuron, monkeypatch,
                                                     tmp_path):
-    settings = ScanSettings(top=10, extend=100, chunk=1, batch=2)
+    settings = ScanConfig(top=10, extend=100, chunk=1, batch=2)
     args = dict(layers=[3, 4], neurons=[ctcf_neuron], settings=settings)
     scan(net, files["records"], out=tmp_path / "whole", **args)
     real = scan_module.scan_program

@@ -76,23 +76,23 @@ def test_fold_windows_is_the_transpose_of_unfold_windows():
 
 
 def test_pool_max_matches_network_and_routes_gradient_to_first_maximum():
-    from nmjax.network import _maxpool
-    from nmjax.scoring import _pool_grad, _pool_max
+    from nmjax.network import maxpool
+    from nmjax.scoring import pool_grad, pool_max
 
     a = jnp.asarray([[[1.0, 2.0], [1.0, 0.5], [0.0, 2.0], [3.0, 1.0], [3.0, 1.0], [9.0, 9.0],
                       [7.0, 7.0]]])  # ties in both windows of both channels; 1 left over
     d = jnp.asarray([[[1.0, 10.0], [100.0, 1000.0]]])
-    pooled, argmax = _pool_max(a, 3)
-    np.testing.assert_array_equal(pooled, _maxpool(a, 3))
-    got = _pool_grad(d, argmax, 3, a.shape[1])
+    pooled, argmax = pool_max(a, 3)
+    np.testing.assert_array_equal(pooled, maxpool(a, 3))
+    got = pool_grad(d, argmax, 3, a.shape[1])
     want = np.zeros((1, 7, 2), np.float32)
     want[0, [0, 0, 5, 5], [0, 1, 0, 1]] = [1.0, 10.0, 100.0, 1000.0]  # first max of each window
     np.testing.assert_array_equal(got, want)
     # without ties it is JAX's gradient
     b = a + jnp.arange(14.0).reshape(1, 7, 2) * 1e-3
-    pooled, argmax = _pool_max(b, 3)
-    np.testing.assert_allclose(_pool_grad(d, argmax, 3, b.shape[1]),
-                               jax.grad(lambda b: jnp.sum(_maxpool(b, 3) * d))(b))
+    pooled, argmax = pool_max(b, 3)
+    np.testing.assert_allclose(pool_grad(d, argmax, 3, b.shape[1]),
+                               jax.grad(lambda b: jnp.sum(maxpool(b, 3) * d))(b))
 
 
 @pytest.mark.parametrize("layer", [1, 2, 3])
@@ -162,7 +162,7 @@ def test_bad_precision_and_layer_are_named(net):
 
 
 def test_bench_flop_count_by_hand():
-    from nmjax.bench import forward_flops
+    from nmjax.benchkit import forward_flops
 
     specs, seed = NETWORKS["relu_pool"]
     net = _random_network(specs, seed)
@@ -173,7 +173,7 @@ def test_bench_flop_count_by_hand():
 
 
 def test_bench_random_network_has_batchnorm_statistics():
-    from nmjax.bench import random_network
+    from nmjax.benchkit import random_network
 
     specs, _ = NETWORKS["relu_pool"]
     config = NetworkConfig(specs, input_length=200)
@@ -187,9 +187,9 @@ def test_bench_random_network_has_batchnorm_statistics():
 
 
 def test_bench_compile_clock_counts_compiles_not_cached_calls():
-    from nmjax.bench import _compile_clock
+    from nmjax.benchkit import compile_clock
 
-    clock = _compile_clock()
+    clock = compile_clock()
     fn = jax.jit(lambda x: jnp.tanh(x) @ x.T + 3.0)
     fn(jnp.ones((7, 5))).block_until_ready()
     compiled = clock()

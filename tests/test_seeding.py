@@ -5,10 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmjax import sampling
-from nmjax.decode import DecodeConfig, LayerResult, NeuronResult, neuron_key
+from nmjax import ga
+from nmjax.config import DecodeConfig
+from nmjax.decoder import neuron_key
 from nmjax.errors import NmjaxError
+from nmjax.results import LayerResult, NeuronResult
 from nmjax.seeding import equal_mass, motif_cores, seeding_for
+from nmjax.slots import run_ga
 from toy_network import PLANTED, WIDTH, planted_consensus, toy_network
 
 CONFIG = DecodeConfig(population=400, max_generations=30, neuron_batch=2)
@@ -36,15 +39,15 @@ def populations(below):
     Neuron 0 reads layer-1 neuron 0 at kernel position 1 only; neuron 1 reads neuron 1 at
     position 0 and neuron 2 at position 2, windows at offsets {0, 1} and {4, 5} of 15 bp."""
     net = toy_network()
-    settings = sampling.ga_settings(net, 2, CONFIG)
+    settings = ga.ga_config(net, 2, CONFIG)
     keys = [neuron_key(0, 2, n) for n in (0, 1)]
     out = {}
     for rule in ("window", "authors"):
         seeding = seeding_for(net, 2, [0, 1], below, rule)
-        pop, placed = sampling.initial_population(settings, keys, seeding)
+        pop, placed = ga.first_states(settings, keys, seeding)
         out[rule] = np.asarray(pop.bases), np.asarray(placed)
         np.testing.assert_array_equal(
-            sampling.motifs_placed(net, 2, [0, 1], keys, CONFIG, seeding), out[rule][1])
+            ga.motifs_placed(net, 2, [0, 1], keys, CONFIG, seeding), out[rule][1])
     return out
 
 
@@ -96,14 +99,14 @@ def test_initial_population_joins_the_samples_only_with_the_option():
     keys = [neuron_key(0, 2, 0)]
     # one generation of the continuous rule, which moves most sequences away from the start
     config = dataclasses.replace(CONFIG, max_generations=1, mutation="continuous")
-    start = np.asarray(sampling.initial_population(sampling.ga_settings(net, 2, config), keys,
+    start = np.asarray(ga.first_states(ga.ga_config(net, 2, config), keys,
                                                    seeding)[0].bases[0])
     f0 = np.asarray(net.neuron_values(jnp.eye(4)[start], 2, 0))
     wanted = {row.tobytes() for row in start[f0 > 0].astype(np.uint8)}
     assert len(wanted) > 100
     kept = {}
     for keep in (False, True):
-        [(bases, _)], _ = sampling.run_ga(
+        [(bases, _)], _ = run_ga(
             net, 2, [0], keys, dataclasses.replace(config, keep_initial_population=keep), seeding)
         kept[keep] = {row.tobytes() for row in bases}
     assert kept[True] == kept[False] | wanted and not wanted <= kept[False]

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-import nmjax
 from nmjax.cli import main
 from nmjax.errors import NmjaxError
 from nmjax.motifdb import jaspar_motif
@@ -19,8 +18,8 @@ GAPS = range(0, 21)
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nmjax.load()
+def net(example_net):
+    return example_net
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ from nmjax.architectures import ARCHITECTURES, build_config
 from nmjax.errors import NmjaxError
 from nmjax.network import load_checkpoint
 from nmjax.simulate import SimulationConfig, TaskSpec, simulate
-from nmjax.train import TrainingModule, TrainSettings, train_on_simulation
+from nmjax.train import TrainingModule, TrainConfig, train_on_simulation
 
 DATASET = SimulationConfig(
     (TaskSpec("spi1", "single", ("MA0080.7",), positive_rate=0.5),
      TaskSpec("ctcf", "single", ("MA0139.2",), positive_rate=0.5)),
     length=100, n_train=2048, n_valid=128, n_test=256, seed=11)
-SETTINGS = TrainSettings(epochs=3, batch_size=32, learning_rate=1e-2, patience=3, seed=5)
+SETTINGS = TrainConfig(epochs=3, batch_size=32, learning_rate=1e-2, patience=3, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-import nmjax
 from nmjax.cli import main
+from nmjax.grammar import grammar_run
 from nmjax.logo import GLYPH_DEFS
 from nmjax.meme import Motif, write_meme
-from nmjax.grammar import grammar_run
 from nmjax.motifdb import jaspar_motif, load_motif_db
-from nmjax.scan import ScanSettings, scan
+from nmjax.scan import ScanConfig, scan
 from nmjax.sequences import write_fasta
 from nmjax.spacing import spacing_scan, write_spacing
 from nmjax.swap import align_shift, window_swap, write_swap
@@ -33,8 +32,8 @@ def db():
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nmjax.load()
+def net(example_net):
+    return example_net
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +126,7 @@ def test_validation_section_inlines_plots_and_links_files(net, decode_dir, tmp_p
     write_fasta(tmp_path / "s.fa", {f"r{i}": rng.integers(0, 4, 300).astype(np.uint8)
                                     for i in range(5)})
     scan(net, tmp_path / "s.fa", layers=[LAYER], neurons=[NEURON],
-         settings=ScanSettings(top=10, extend=100), out=d)
+         settings=ScanConfig(top=10, extend=100), out=d)
     write_swap(d, window_swap(net, d, LAYER, NEURON, window=5))
     cebpb = jaspar_motif("MA0466.4")
     write_spacing(d, spacing_scan(net, cebpb, cebpb, LAYER, range(3), samples=20),
