@@ -12,6 +12,7 @@ import os
 import platform
 import resource
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +55,20 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
 
 
 def machine_name() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    """CPU model (from /proc/cpuinfo where there is one), cores and whether the CPU has AMX
+    tiles: the bf16 rates, and so every time compared with another machine's, depend on it."""
+    model, amx = platform.processor() or platform.machine(), False
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+        elif key.strip() == "flags":
+            amx = "amx_bf16" in value.split()
+    return f"{model}, {os.cpu_count()} cores{', AMX' if amx else ', no AMX' if info else ''}"
 
 
 def load_average() -> float:

@@ -12,14 +12,20 @@ def projection(layers: list[dict], decoded: list[dict], default_generations: int
     """Hours to decode every neuron of each architecture in `PROJECTED` on this machine.
 
     Per GA layer: channels x (generations x measured seconds per generation per neuron +
-    K-means seconds per neuron). Generations and K-means seconds come from the decoded Basset
-    neurons of the same layer index (Basset L3's for deeper layers), else `default_generations`
-    and 0. Layers with receptive field < `enumerate_below` are enumerated (4^N windows, no
-    K-means: nothing below them pools): channels x 4^N / measured forward+gradient seq/s, an
-    upper bound on the forward-only enumeration.
+    seconds per neuron beyond the GA). Generations and the seconds beyond the GA come from the
+    decoded Basset neurons of the same layer index (Basset L3's for deeper layers): their
+    seconds per neuron less their generations at the Basset hot loop's rate, i.e. the fp32
+    re-scoring of the kept samples, host work and the decoupling (the decoupling alone where
+    the Basset hot loop was not measured); else `default_generations` and 0. So a decoded Basset
+    layer projects to channels x its measured seconds per neuron. Layers with receptive field <
+    `enumerate_below` are enumerated (4^N windows, no K-means: nothing below them pools):
+    channels x 4^N / measured forward+gradient seq/s, an upper bound on the forward-only
+    enumeration.
     """
     by_layer = {d["layer"]: d for d in decoded if "error" not in d}
     deepest = by_layer[max(by_layer)] if by_layer else None
+    basset_rate = {r["layer"]: r["ga_s_per_generation_per_neuron"] for r in layers
+                   if r["model"] == "basset" and r["width"] == 1.0 and "error" not in r}
     out = []
     for name in PROJECTED:
         rows = [r for r in layers if r["model"] == name and r["width"] == 1.0 and "error" not in r]
@@ -34,15 +40,23 @@ def projection(layers: list[dict], decoded: list[dict], default_generations: int
             else:
                 ref = by_layer.get(r["layer"], deepest)
                 gens = ref["generations_mean"] if ref else default_generations
-                kmeans = ref["kmeans_s_per_neuron"] if ref else 0.0
-                seconds = r["channels"] * (gens * r["ga_s_per_generation_per_neuron"] + kmeans)
+                beyond = _beyond_ga(ref, basset_rate) if ref else 0.0
+                seconds = r["channels"] * (gens * r["ga_s_per_generation_per_neuron"] + beyond)
                 per_layer.append({"layer": r["layer"], "hours": round(seconds / 3600, 3),
-                                  "generations": gens, "kmeans_s": kmeans})
+                                  "generations": gens, "beyond_ga_s": round(beyond, 2)})
             total += seconds
         complete = len(rows) == len(model(name, 1.0).config.convs)
         out.append({"model": name, "hours": round(total / 3600, 2), "all_layers": complete,
                     "layers": per_layer})
     return out
+
+
+def _beyond_ga(decoded: dict, basset_rate: dict[int, float]) -> float:
+    """Seconds a decoded Basset neuron spent beyond its GA generations at the hot loop's rate."""
+    rate = basset_rate.get(decoded["layer"])
+    if rate is None:
+        return decoded["kmeans_s_per_neuron"]
+    return max(decoded["seconds_per_neuron"] - decoded["generations_mean"] * rate, 0.0)
 
 
 def markdown(result: dict) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import jax
@@ -27,8 +28,8 @@ from . import devices, ga, programs, sampling
 from .config import DecodeConfig
 from .errors import NmjaxError
 from .results import LayerResult, NeuronResult
-from .runfolder import (check_same_run, layer_dir, load_layer, read_samples, sample_path,
-                        update_run, write_layer, write_samples)
+from .runfolder import (StoredSamples, check_same_run, layer_dir, load_layer, sample_path,
+                        sample_sizes, update_run, write_layer, write_samples)
 from .seeding import seeding_for
 from .slots import SlotUsage, ga_stream
 from .summarise import summarise_rounds
@@ -102,25 +103,28 @@ def clipped_neurons(net, layer: int, neurons: list[int] | None) -> list[int] | N
 
 def sample_layer(net, layer: int, neurons: list[int], seed: int, config: DecodeConfig,
                  d: Path | None, below: LayerResult | None, progress: bool
-                 ) -> tuple[dict[int, tuple], dict]:
-    """Samples (bases, f, generations) of `neurons`, read from / written to `d`/samples when
-    given (each neuron's file as soon as it is done); and the sampling timings."""
+                 ) -> tuple[Mapping[int, tuple], dict]:
+    """Samples (bases, f, generations) of `neurons`, and the sampling timings. With a layer
+    folder `d` each neuron's samples are written to d/samples as soon as they are done, and
+    are returned as `StoredSamples` (read back one neuron at a time; files already there are
+    reused); without, in memory."""
     from tqdm import tqdm
 
     todo = [n for n in neurons if d is None or not sample_path(d, n).exists()]
     timings = _sampling_settings(net, layer, config, neurons)
-    samples = {n: read_samples(sample_path(d, n)) for n in neurons if n not in todo}
+    samples = {}
     usage = SlotUsage()
     t0 = time.perf_counter()
-    with tqdm(total=len(neurons), initial=len(samples), desc=f"layer {layer} sampling",
-              unit="neuron", disable=not progress) as bar:
+    with tqdm(total=len(neurons), initial=len(neurons) - len(todo),
+              desc=f"layer {layer} sampling", unit="neuron", disable=not progress) as bar:
         if todo:
             slots = devices.neuron_batch(net, layer, config, len(todo))
             for i, (bases, f), g in sample_stream(net, layer, todo,
                                                   [neuron_key(seed, layer, n) for n in todo],
                                                   config, below, slots, usage):
-                samples[todo[i]] = (bases, f, g)
-                if d is not None:
+                if d is None:
+                    samples[todo[i]] = (bases, f, g)
+                else:
                     write_samples(sample_path(d, todo[i]), layer, todo[i], bases, f, g,
                                   config.method)
                 bar.update(1)
@@ -128,6 +132,8 @@ def sample_layer(net, layer: int, neurons: list[int], seed: int, config: DecodeC
                     "sampling_seconds": time.perf_counter() - t0,
                     "slot_generations": usage.slot_generations,
                     "idle_slot_generations": usage.idle_generations})
+    if d is not None:
+        return StoredSamples(d, neurons), timings
     return {n: samples[n] for n in neurons}, timings
 
 
@@ -143,7 +149,7 @@ def _sampling_settings(net, layer: int, config: DecodeConfig, neurons: list[int]
             "devices": devices.device_count(), "memory_budget": config.memory_budget}
 
 
-def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: DecodeConfig,
+def finish_layer(net, layer: int, samples: Mapping[int, tuple], seed: int, config: DecodeConfig,
                  out: Path | None, progress: bool, model: str, timings: dict) -> LayerResult:
     """Decouple every neuron's samples with the layer's rounds rule (reusing parts/ in `out`),
     and write the layer files and run.json when `out` is given."""
@@ -154,8 +160,7 @@ def finish_layer(net, layer: int, samples: dict[int, tuple], seed: int, config: 
                                               {n: neuron_key(seed, layer, n) for n in neurons},
                                               config, folder, progress)
     t_decouple = time.perf_counter() - t0
-    gens = [samples[n][2] for n in neurons]
-    kept = [len(samples[n][1]) for n in neurons]
+    gens, kept = zip(*(sample_sizes(samples)[n] for n in neurons))
     timings = dict(timings)
     timings.update({
         "neurons": len(neurons), "neurons_per_compiled_program": len(neurons),

@@ -27,7 +27,7 @@ from .decoder import (clipped_neurons, finish_layer, first_round_config, layer_b
 from .devices import device_count
 from .errors import NmjaxError
 from .fileio import write_text
-from .runfolder import (check_same_run, layer_dir, layers_with, load_layer, read_samples,
+from .runfolder import (StoredSamples, check_same_run, layer_dir, layers_with, load_layer,
                         read_shard_records, sample_path, settings_diff, shard_record_path)
 from .summarise import summarise_rounds
 
@@ -158,7 +158,7 @@ def merge(net, out: str | os.PathLike, layers: list[int] | None = None,
                              f"--neurons selections: {sorted(selections)}")
         selection = net.neurons_of(l, first["selection"])
         _check_complete(out, l, selection, records)
-        samples = {n: read_samples(sample_path(layer_dir(out, l), n)) for n in selection}
+        samples = StoredSamples(layer_dir(out, l), selection)
         timings = _merged_timings([r["timings"] for r in records])
         timings.update({"shards": sorted(r["shard"] for r in records)})
         merged[l] = finish_layer(net, l, samples, seed, config, out, progress,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from collections.abc import Mapping
 import json
 import os
 import platform
@@ -131,6 +132,40 @@ def read_samples(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
 
     with h5py.File(path, "r") as h5:
         return h5["sequences"][()], h5["f"][()], int(h5.attrs["generations"])
+
+
+class StoredSamples(Mapping):
+    """A layer's samples as neuron -> (bases, f, generations), each read from its samples/ file
+    when asked for: no step needs two neurons' samples at once, and a layer of 200 Basset
+    layer-3 neurons holds 2-3 GB of sequences."""
+
+    def __init__(self, layer_path: Path, neurons: list[int]):
+        self.layer_path, self.neurons = layer_path, list(neurons)
+
+    def __getitem__(self, neuron: int) -> tuple[np.ndarray, np.ndarray, int]:
+        if neuron not in self.neurons:
+            raise KeyError(neuron)
+        return read_samples(sample_path(self.layer_path, neuron))
+
+    def __iter__(self):
+        return iter(self.neurons)
+
+    def __len__(self) -> int:
+        return len(self.neurons)
+
+
+def sample_sizes(samples: Mapping) -> dict[int, tuple[int, int]]:
+    """neuron -> (generations, samples kept), reading only the files' headers where `samples`
+    are stored."""
+    if not isinstance(samples, StoredSamples):
+        return {n: (g, len(f)) for n, (_, f, g) in samples.items()}
+    import h5py
+
+    sizes = {}
+    for n in samples:
+        with h5py.File(sample_path(samples.layer_path, n), "r") as h5:
+            sizes[n] = int(h5.attrs["generations"]), len(h5["f"])
+    return sizes
 
 
 def write_part(path: Path, r: NeuronResult) -> None:

@@ -153,6 +153,24 @@ def test_decode_neuron_matches_the_layer_run(net, run_a):
     assert nmjax.decode_neuron is decode_neuron
 
 
+def test_a_run_folder_decode_reads_samples_back_one_neuron_at_a_time(net, run_a):
+    """With an output folder the layer's samples stay on disk (`StoredSamples`), and the
+    results are those of the same decode held in memory."""
+    out, results = run_a
+    stored = runfolder.StoredSamples(out / "layer2", [0, 1])
+    bases, f, generations = stored[1]
+    assert list(stored) == [0, 1] and len(bases) == len(f) > 0
+    assert runfolder.sample_sizes(stored)[1] == (generations, len(f))
+    kept = json.loads((out / "run.json").read_text())["layers"]["2"]["samples_kept"]
+    assert kept["max"] == max(n for _, n in runfolder.sample_sizes(stored).values())
+    in_memory = decode(net, layers=[1, 2], config=CONFIG, progress=False)
+    for layer in (1, 2):
+        for n, want in results[layer].neurons.items():
+            got = in_memory[layer].neurons[n]
+            for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+                np.testing.assert_array_equal(a, b)
+
+
 def test_cli_baseline_method_and_errors(net, tmp_path, capsys):
     model = tmp_path / "toy.npz"
     net.save(model)
