@@ -160,7 +160,8 @@ def finish_layer(net, layer: int, samples: Mapping[int, tuple], seed: int, confi
                                               {n: neuron_key(seed, layer, n) for n in neurons},
                                               config, folder, progress)
     t_decouple = time.perf_counter() - t0
-    gens, kept = zip(*(sample_sizes(samples)[n] for n in neurons))
+    sizes = sample_sizes(samples)
+    gens, kept = zip(*(sizes[n] for n in neurons))
     timings = dict(timings)
     timings.update({
         "neurons": len(neurons), "neurons_per_compiled_program": len(neurons),
